@@ -1,0 +1,11 @@
+"""SQLAlchemy models of the platform's own tables (record tables are per app, see storage/)."""
+from kumiki.db import Base
+from kumiki.model.identity import ApiToken, User
+from kumiki.model.apps import App, AppField, AppVersion
+from kumiki.model.history import RecordHistory
+from kumiki.model.files import StoredFile
+from kumiki.model.jobs import Job
+from kumiki.model.plugins import PluginSetting
+
+__all__ = ["Base", "User", "ApiToken", "App", "AppField", "AppVersion", "RecordHistory",
+           "StoredFile", "Job", "PluginSetting"]
