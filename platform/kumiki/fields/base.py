@@ -142,4 +142,5 @@ i18n.register({
     "field.too_small": ("{min}以上の値を入力してください。", "Enter a value of at least {min}."),
     "field.too_large": ("{max}以下の値を入力してください。", "Enter a value of at most {max}."),
     "field.not_an_option": ("「{value}」は選択肢にありません。", "\"{value}\" is not one of the options."),
+    "definition.min_gt_max": ("最小値が最大値より大きくなっています。", "The minimum is greater than the maximum."),
 })

@@ -1,0 +1,164 @@
+"""Apps: create, read, list, edit the draft, deploy, versions."""
+from __future__ import annotations
+
+from flask_smorest import Blueprint
+from marshmallow import INCLUDE, Schema, fields
+from sqlalchemy import select
+
+from kumiki.api.common import actor, db, json_body, require_admin, state
+from kumiki.definitions import deploy as lifecycle
+from kumiki.errors import NotFound
+from kumiki.model import App, AppVersion, User
+
+PREFIX = "/apps"
+blp = Blueprint("apps", __name__, description="アプリ / apps: definitions, drafts, deploys, versions")
+
+
+class AppSummary(Schema):
+    id = fields.Integer()
+    code = fields.String(allow_none=True)
+    name = fields.String()
+    description = fields.String()
+    version = fields.Integer(attribute="deployed_version", metadata={"description": "0 = not deployed yet"})
+    draftRevision = fields.Integer(attribute="draft_revision")
+
+
+class AppDetail(AppSummary):
+    definition = fields.Dict(metadata={"description": "the deployed definition (schema_defs/app.schema.json)"})
+
+
+class ListArgs(Schema):
+    code = fields.String()
+    limit = fields.Integer(load_default=100, validate=lambda n: 1 <= n <= 500)
+    offset = fields.Integer(load_default=0, validate=lambda n: n >= 0)
+
+
+class CreateArgs(Schema):
+    deploy = fields.Boolean(load_default=False)
+
+
+class DefinitionIn(Schema):
+    class Meta:
+        unknown = INCLUDE
+    name = fields.String(required=True)
+
+
+class DraftOut(Schema):
+    revision = fields.Integer()
+    definition = fields.Dict()
+
+
+class DraftIn(Schema):
+    definition = fields.Dict(required=True)
+    revision = fields.Integer(metadata={"description": "the draft revision you edited; 409 if stale"})
+
+
+class VersionOut(Schema):
+    version = fields.Integer()
+    deployedAt = fields.DateTime(attribute="deployed_at")
+    deployedBy = fields.String(attribute="deployed_by_code", allow_none=True)
+    report = fields.Dict()
+
+
+class VersionDetail(VersionOut):
+    definition = fields.Dict()
+
+
+def _detail(app: App) -> dict:
+    out = AppSummary().dump(app)
+    definition = None
+    if app.deployed_version:
+        definition = db().scalar(select(AppVersion.definition).where(
+            AppVersion.app_id == app.id, AppVersion.version == app.deployed_version))
+    out["definition"] = definition
+    return out
+
+
+@blp.route("", methods=["POST"])
+@blp.arguments(CreateArgs, location="query")
+@blp.arguments(DefinitionIn, location="json", description="an app definition")
+@blp.response(201, AppDetail)
+def create(args, _body):
+    user = require_admin()
+    session = db()
+    app = lifecycle.create_app(session, json_body(), user)
+    if args["deploy"]:
+        lifecycle.deploy(session, app, user, timezone=state().config.timezone)
+    session.commit()
+    return _detail(app)
+
+
+@blp.route("")
+@blp.arguments(ListArgs, location="query")
+@blp.response(200, AppSummary(many=True))
+def list_apps(args):
+    actor()
+    stmt = select(App).order_by(App.id).limit(args["limit"]).offset(args["offset"])
+    if args.get("code"):
+        stmt = stmt.where(App.code == args["code"])
+    return db().scalars(stmt).all()
+
+
+@blp.route("/<int:app_id>")
+@blp.response(200, AppDetail)
+def get(app_id):
+    actor()
+    return _detail(lifecycle.get_app(db(), app_id))
+
+
+@blp.route("/<int:app_id>/draft")
+@blp.response(200, DraftOut)
+def get_draft(app_id):
+    require_admin()
+    app = lifecycle.get_app(db(), app_id)
+    return {"revision": app.draft_revision, "definition": app.draft}
+
+
+@blp.route("/<int:app_id>/draft", methods=["PUT"])
+@blp.arguments(DraftIn)
+@blp.response(200, DraftOut)
+def put_draft(body, app_id):
+    require_admin()
+    session = db()
+    app = lifecycle.get_app(session, app_id, for_update=True)
+    lifecycle.save_draft(session, app, body["definition"], body.get("revision"))
+    session.commit()
+    return {"revision": app.draft_revision, "definition": app.draft}
+
+
+@blp.route("/<int:app_id>/deploy", methods=["POST"])
+@blp.response(200, VersionDetail)
+def deploy(app_id):
+    user = require_admin()
+    session = db()
+    app = lifecycle.get_app(session, app_id, for_update=True)
+    version = lifecycle.deploy(session, app, user, timezone=state().config.timezone)
+    session.commit()
+    return _version_out(version)
+
+
+@blp.route("/<int:app_id>/versions")
+@blp.response(200, VersionOut(many=True))
+def versions(app_id):
+    actor()
+    lifecycle.get_app(db(), app_id)
+    rows = db().scalars(select(AppVersion).where(AppVersion.app_id == app_id).order_by(AppVersion.version.desc()))
+    return [_version_out(v, with_definition=False) for v in rows]
+
+
+@blp.route("/<int:app_id>/versions/<int:version>")
+@blp.response(200, VersionDetail)
+def version_detail(app_id, version):
+    actor()
+    v = db().scalar(select(AppVersion).where(AppVersion.app_id == app_id, AppVersion.version == version))
+    if v is None:
+        raise NotFound("not_found")
+    return _version_out(v)
+
+
+def _version_out(v: AppVersion, with_definition: bool = True) -> dict:
+    code = db().scalar(select(User.code).where(User.id == v.deployed_by)) if v.deployed_by else None
+    out = {"version": v.version, "deployed_at": v.deployed_at, "deployed_by_code": code, "report": v.report}
+    if with_definition:
+        out["definition"] = v.definition
+    return out

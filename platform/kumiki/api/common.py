@@ -1,0 +1,191 @@
+"""Shared API plumbing: the per-request DB session, the acting user, JSON errors in the user's language."""
+from __future__ import annotations
+
+from flask import Flask, g, jsonify, request
+from flask_login import current_user
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import HTTPException
+
+from kumiki import i18n
+from kumiki.errors import (Detail, Forbidden, KumikiError, PayloadTooLarge, Unauthorized,
+                           ValidationError)
+from kumiki.extensions import state
+from kumiki.model import User
+
+PUBLIC_ENDPOINT_SUFFIXES = ("auth.login", "openapi_json", "health")
+
+
+def db() -> Session:
+    """The request's session; committed by the teardown when the request succeeded."""
+    if "db" not in g:
+        g.db = state().Session()
+    return g.db
+
+
+def locale() -> str:
+    if "locale" not in g:
+        g.locale = i18n.negotiate(request.headers.get("Accept-Language"))
+    return g.locale
+
+
+def actor() -> User:
+    user = g.get("actor")
+    if user is None:
+        raise Unauthorized("unauthorized")
+    return user
+
+
+def require_admin() -> User:
+    user = actor()
+    if not user.is_admin:
+        raise Forbidden("forbidden")
+    return user
+
+
+def json_body() -> dict:
+    data = request.get_json(silent=True)
+    if data is None:
+        raw = request.get_data(cache=True)
+        if raw:
+            try:
+                import json
+                json.loads(raw)
+            except ValueError as exc:
+                raise KumikiError("invalid_json", detail=str(exc)) from None
+        raise KumikiError("invalid_json", detail="body is empty or not an object")
+    if not isinstance(data, dict):
+        raise KumikiError("invalid_json", detail="top level must be an object")
+    return data
+
+
+def error_response(exc: KumikiError):
+    loc = locale()
+    errors: dict[str, list[str]] = {}
+    for d in exc.details:
+        errors.setdefault(d.path or "", []).append(i18n.translate(d.key, loc, **d.params))
+    body = {"code": exc.code, "message": i18n.translate(exc.key, loc, **exc.params), "errors": errors}
+    return jsonify(body), exc.status
+
+
+def _authenticate_request() -> None:
+    from kumiki.auth import user_for_token
+
+    header = request.headers.get("Authorization", "")
+    secret = None
+    if header.lower().startswith("bearer "):
+        secret = header[7:].strip()
+    secret = secret or request.headers.get("X-Kumiki-API-Token")
+    if secret:
+        user = user_for_token(db(), secret)
+        if user is None:
+            raise Unauthorized("auth.token_invalid")
+        g.actor = user
+        g.auth_method = "token"
+        return
+    if current_user and getattr(current_user, "is_authenticated", False):
+        g.actor = current_user
+        g.auth_method = "session"
+
+
+_HTTP_KEYS = {401: ("UNAUTHORIZED", "unauthorized"), 403: ("FORBIDDEN", "forbidden"),
+              404: ("NOT_FOUND", "not_found"), 405: ("METHOD_NOT_ALLOWED", "method_not_allowed"),
+              413: ("PAYLOAD_TOO_LARGE", "payload_too_large")}
+
+
+def http_error(exc: HTTPException):
+    status = exc.code or 500
+    if status in (400, 422):
+        # webargs/marshmallow validation: {"json": {"field": ["msg"]}} -> located details.
+        messages = (getattr(exc, "data", None) or {}).get("messages") or {}
+        details = []
+        for _loc, fields in messages.items():
+            _flatten(fields, "", details)
+        err = ValidationError(details or [Detail("", "bad_request")])
+        return error_response(err)
+    code, key = _HTTP_KEYS.get(status, ("ERROR", "bad_request"))
+    err = KumikiError(key)
+    err.status, err.code = status, code
+    return error_response(err)
+
+
+def _flatten(node, path: str, out: list[Detail]) -> None:
+    if isinstance(node, dict):
+        for k, v in node.items():
+            _flatten(v, f"{path}.{k}" if path else str(k), out)
+    elif isinstance(node, list) and node and all(isinstance(m, str) for m in node):
+        for m in node:
+            out.append(Detail(path, "schema.invalid", {"detail": m}))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            _flatten(v, f"{path}[{i}]", out)
+    else:
+        out.append(Detail(path, "schema.invalid", {"detail": str(node)}))
+
+
+i18n.register({"schema.invalid": ("値が正しくありません（{detail}）。", "Invalid value ({detail}).")})
+
+
+def install(app: Flask) -> None:
+    from kumiki.errors import KumikiError as _KE
+
+    @app.before_request
+    def _before():
+        if request.path.startswith("/api/"):
+            _authenticate_request()
+            endpoint = request.endpoint or ""
+            if g.get("actor") is None and not endpoint.endswith(PUBLIC_ENDPOINT_SUFFIXES):
+                raise Unauthorized("unauthorized")
+
+    @app.teardown_request
+    def _teardown(exc):
+        session = g.pop("db", None)
+        if session is None:
+            return
+        # Writes commit explicitly in their endpoint (so a failed commit is an error response);
+        # what is left here is bookkeeping such as a token's last use.
+        try:
+            if exc is None:
+                session.commit()
+            else:
+                session.rollback()
+        except Exception:  # pragma: no cover - bookkeeping must never break a response
+            session.rollback()
+        finally:
+            session.close()
+
+    @app.after_request
+    def _after(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
+    app.register_error_handler(_KE, lambda e: _rollback_then(error_response(e)))
+    app.register_error_handler(HTTPException, lambda e: _rollback_then(http_error(e)))
+
+    @app.errorhandler(Exception)
+    def _internal(exc):  # pragma: no cover - the last line of defence
+        app.logger.exception("unhandled error")
+        err = KumikiError("internal_error")
+        err.status, err.code = 500, "INTERNAL_ERROR"
+        return _rollback_then(error_response(err))
+
+
+def _rollback_then(resp):
+    session = g.get("db")
+    if session is not None:
+        session.rollback()
+    return resp
+
+
+def record_service():
+    """A RecordService for the acting user of this request."""
+    from kumiki.records import RecordService
+
+    st = state()
+    on_change = None
+    if st.plugins is not None:
+        from kumiki.plugins import dispatch_record_changed
+        pm = st.plugins
+        on_change = lambda event: dispatch_record_changed(pm, event)  # noqa: E731
+    return RecordService(db(), actor(), timezone=st.config.timezone, locale=locale(),
+                         schema_cache=st.schema_cache, on_change=on_change,
+                         secret_key=st.config.secret_key, bulk_limit=st.config.bulk_limit)

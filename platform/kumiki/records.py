@@ -1,0 +1,686 @@
+"""RecordService: THE ONE DOOR for every read and write of records.
+
+REST, the kintone API, CSV import, OCR drafts, plugins and the UI all come through here. A write is
+validated completely (every error of every record is collected) before anything is written; then
+the rows, subtable rows and history rows are written in one transaction; then plugins hear of it.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Callable, Iterable, Sequence
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from kumiki import i18n
+from kumiki.errors import Conflict, Detail, FieldValueError, KumikiError, NotFound, ValidationError
+from kumiki.fields.base import Context
+from kumiki.model import StoredFile, User
+from kumiki.model._common import utcnow
+from kumiki.query import compile_query
+from kumiki.storage import records as store
+from kumiki.storage.registry import load_schema
+from kumiki.storage.schema import AppSchema, FieldDef
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 500
+MAX_CURSOR_SIZE = 500
+
+i18n.register({
+    "record.not_found": ("レコード（ID: {record_id}）が見つかりません。", "Record {record_id} was not found."),
+    "record.stale_revision": (
+        "ほかのユーザーが先にこのレコードを更新しました（現在の版: {current}、送信された版: {sent}）。"
+        "最新の内容を読み込んでからやり直してください。",
+        "Someone else updated this record first (current revision {current}, sent {sent}). Reload and retry."),
+    "record.bulk_too_many": ("一度に処理できるレコードは{max}件までです。", "At most {max} records per request."),
+    "record.bulk_empty": ("レコードが指定されていません。", "No records were given."),
+    "record.not_an_object": ("レコードはオブジェクト（{{…}}）で指定してください。", "A record must be an object."),
+    "record.update_key_not_unique": ("「{code}」は重複禁止のフィールドではないため、キーに使えません。",
+                                    "\"{code}\" is not a unique field and cannot be used as a key."),
+    "record.update_key_missing": ("更新するレコードのIDまたはキー（updateKey）を指定してください。",
+                                 "Give the record id or an updateKey."),
+    "record.key_not_found": ("「{code}」が「{value}」のレコードが見つかりません。",
+                             "No record has \"{code}\" = \"{value}\"."),
+    "record.bad_limit": ("limit には1〜{max}の整数を指定してください。", "limit must be an integer from 1 to {max}."),
+    "record.bad_offset": ("offset には0以上の整数を指定してください。", "offset must be a non-negative integer."),
+    "record.subtable_row": ("テーブルの行の形式が正しくありません。", "A table row is malformed."),
+    "record.subtable_row_unknown": ("テーブルの行（ID: {row_id}）はこのレコードにありません。",
+                                    "Table row {row_id} does not belong to this record."),
+    "record.unique_race": ("重複禁止のフィールドに同じ値が同時に登録されました。やり直してください。",
+                           "A unique value was written concurrently; please retry."),
+    "cursor.invalid": ("カーソルが無効か、期限が切れています。", "The cursor is invalid or has expired."),
+    "cursor.no_limit": ("カーソルのクエリには order by / limit / offset を指定できません（レコード番号の順に読みます）。",
+                        "A cursor query cannot have order by / limit / offset (it reads in record-number order)."),
+    "file.unknown": ("添付ファイル（{key}）が見つかりません。先にアップロードしてください。",
+                     "File {key} was not found; upload it first."),
+})
+
+
+@dataclass
+class RecordEvent:
+    app_id: int
+    action: str                 # create / update / delete
+    record_ids: list[int]
+    user_code: str | None
+    revisions: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _Prepared:
+    """A validated record ready for storage."""
+    columns: dict                # record-table column -> db value
+    values: dict                 # code -> canonical value (the fields this write sets)
+    subtables: dict              # subtable code -> list of (row_id | None, {column: db value}, canonical row)
+
+
+class RecordService:
+    def __init__(self, session: Session, user: User | None, *, timezone: str = "Asia/Tokyo",
+                 locale: str = "ja", schema_cache: dict | None = None,
+                 on_change: Callable[[RecordEvent], None] | None = None, secret_key: str = "",
+                 bulk_limit: int = 1000):
+        self.session = session
+        self.user = user
+        self.timezone = timezone
+        self.locale = locale
+        self.schema_cache = schema_cache if schema_cache is not None else {}
+        self.on_change = on_change
+        self.secret_key = secret_key
+        self.bulk_limit = bulk_limit
+        self._user_names: dict[str, str | None] = {}
+
+    # ------------------------------------------------------------------ context
+    @property
+    def user_code(self) -> str | None:
+        return self.user.code if self.user is not None else None
+
+    def schema(self, app_id: int) -> AppSchema:
+        return load_schema(self.session, app_id, self.schema_cache)
+
+    def _context(self, *, is_create: bool, now: datetime | None = None) -> Context:
+        return Context(user_code=self.user_code, now=now or utcnow(), timezone=self.timezone,
+                       is_create=is_create, locale=self.locale, user_name=self._user_name,
+                       user_exists=lambda code: self._user_name(code) is not None,
+                       file_info=self._file_info)
+
+    def _user_name(self, code: str) -> str | None:
+        if code not in self._user_names:
+            self._user_names[code] = self.session.scalar(select(User.name).where(User.code == code))
+        return self._user_names[code]
+
+    def _file_info(self, key: str) -> dict | None:
+        f = self.session.scalar(select(StoredFile).where(StoredFile.key == str(key)))
+        if f is None:
+            return None
+        if f.app_id is None and f.uploaded_by != (self.user.id if self.user else None):
+            return None  # someone else's unattached upload
+        return {"fileKey": f.key, "name": f.name, "contentType": f.content_type, "size": str(f.size)}
+
+    @property
+    def _conn(self):
+        return self.session.connection()
+
+    # ------------------------------------------------------------------ reads
+    def get(self, app_id: int, record_id: int) -> dict:
+        schema = self.schema(app_id)
+        rows = store.select_rows(self._conn, schema, self._columns(schema, None),
+                                 schema.table.c.id == record_id, [], 1, None)
+        if not rows:
+            raise NotFound("record.not_found", record_id=record_id)
+        return self._to_records(schema, rows, None)[0]
+
+    def list(self, app_id: int, query: str | None = None, fields: Sequence[str] | None = None,
+             total_count: bool = False) -> dict:
+        schema = self.schema(app_id)
+        ctx = self._context(is_create=False)
+        cq = compile_query(query, schema, ctx, self._conn.dialect.name)
+        limit = DEFAULT_LIMIT if cq.limit is None else cq.limit
+        if not (1 <= limit <= MAX_LIMIT):
+            raise ValidationError([Detail("query", "record.bad_limit", {"max": MAX_LIMIT})])
+        selected = self._check_field_list(schema, fields)
+        rows = store.select_rows(self._conn, schema, self._columns(schema, selected), cq.where,
+                                 cq.order_by, limit, cq.offset)
+        out: dict[str, Any] = {"records": self._to_records(schema, rows, selected)}
+        out["totalCount"] = store.count_rows(self._conn, schema, cq.where) if total_count else None
+        return out
+
+    def count(self, app_id: int, query: str | None = None) -> int:
+        schema = self.schema(app_id)
+        cq = compile_query(query, schema, self._context(is_create=False), self._conn.dialect.name)
+        return store.count_rows(self._conn, schema, cq.where)
+
+    # Keyset cursor: a signed, stateless token (works across any number of web workers).
+    def cursor_open(self, app_id: int, query: str | None = None, fields: Sequence[str] | None = None,
+                    size: int = MAX_CURSOR_SIZE) -> dict:
+        schema = self.schema(app_id)
+        cq = compile_query(query, schema, self._context(is_create=False), self._conn.dialect.name)
+        if cq.limit is not None or cq.offset is not None or _has_order_by(query):
+            raise ValidationError([Detail("query", "cursor.no_limit")])
+        if not (1 <= int(size) <= MAX_CURSOR_SIZE):
+            raise ValidationError([Detail("size", "record.bad_limit", {"max": MAX_CURSOR_SIZE})])
+        selected = self._check_field_list(schema, fields)
+        total = store.count_rows(self._conn, schema, cq.where)
+        state = {"a": app_id, "q": query or "", "f": selected, "s": int(size), "l": 0,
+                 "u": self.user_code, "e": (utcnow() + timedelta(minutes=30)).isoformat()}
+        return {"id": self._sign(state), "totalCount": total}
+
+    def cursor_next(self, cursor_id: str) -> dict:
+        state = self._unsign(cursor_id)
+        app_id = state["a"]
+        schema = self.schema(app_id)
+        cq = compile_query(state["q"] or None, schema, self._context(is_create=False), self._conn.dialect.name)
+        where = schema.table.c.id > state["l"]
+        if cq.where is not None:
+            where = where & cq.where
+        rows = store.select_rows(self._conn, schema, self._columns(schema, state["f"]), where,
+                                 [schema.table.c.id.asc()], state["s"] + 1, None)
+        more = len(rows) > state["s"]
+        rows = rows[: state["s"]]
+        records = self._to_records(schema, rows, state["f"])
+        nxt = None
+        if more:
+            state["l"] = rows[-1]["id"]
+            state["e"] = (utcnow() + timedelta(minutes=30)).isoformat()
+            nxt = self._sign(state)
+        return {"records": records, "next": more, "cursor": nxt}
+
+    def _sign(self, state: dict) -> str:
+        payload = base64.urlsafe_b64encode(json.dumps(state, ensure_ascii=False).encode()).decode()
+        mac = hmac.new(self.secret_key.encode(), payload.encode(), hashlib.sha256).hexdigest()[:32]
+        return f"{payload}.{mac}"
+
+    def _unsign(self, token: str) -> dict:
+        try:
+            payload, mac = token.rsplit(".", 1)
+            good = hmac.new(self.secret_key.encode(), payload.encode(), hashlib.sha256).hexdigest()[:32]
+            if not hmac.compare_digest(mac, good):
+                raise ValueError
+            state = json.loads(base64.urlsafe_b64decode(payload.encode()))
+            if state.get("u") != self.user_code or datetime.fromisoformat(state["e"]) < utcnow():
+                raise ValueError
+            return state
+        except (ValueError, KeyError, TypeError):
+            raise ValidationError([Detail("cursor", "cursor.invalid")]) from None
+
+    def _check_field_list(self, schema: AppSchema, fields: Sequence[str] | None) -> list[str] | None:
+        if not fields:
+            return None
+        errors = [Detail(f"fields[{i}]", "field.unknown", {"code": c}) for i, c in enumerate(fields)
+                  if c not in schema.fields and c not in ("$id", "$revision")]
+        if errors:
+            raise ValidationError(errors)
+        return [c for c in fields if c in schema.fields]
+
+    def _columns(self, schema: AppSchema, selected: list[str] | None) -> list[str]:
+        cols = ["id", "revision"]
+        for f in self._output_fields(schema, selected):
+            if f.column and f.column not in cols:
+                cols.append(f.column)
+        return cols
+
+    def _output_fields(self, schema: AppSchema, selected: list[str] | None) -> list[FieldDef]:
+        fields = schema.top_level_fields()
+        if selected is not None:
+            wanted = set(selected)
+            fields = [f for f in fields if f.code in wanted]
+        return fields
+
+    def _to_records(self, schema: AppSchema, rows, selected: list[str] | None) -> list[dict]:
+        ctx = self._context(is_create=False)
+        fields = self._output_fields(schema, selected)
+        ids = [r["id"] for r in rows]
+        children: dict[str, dict[int, list]] = {}
+        for f in fields:
+            if f.type == "SUBTABLE":
+                by_record: dict[int, list] = {}
+                for crow in store.select_child_rows(self._conn, schema, f.code, ids):
+                    by_record.setdefault(crow["record_id"], []).append(crow)
+                children[f.code] = by_record
+        out = []
+        for row in rows:
+            rec: dict[str, Any] = {"$id": row["id"], "$revision": row["revision"]}
+            for f in fields:
+                if f.type == "SUBTABLE":
+                    rec[f.code] = [self._child_to_api(schema, f.code, c, ctx)
+                                   for c in children[f.code].get(row["id"], [])]
+                elif f.column:
+                    rec[f.code] = f.ftype.from_db(f.props, row[f.column], ctx)
+            out.append(rec)
+        return out
+
+    def _child_to_api(self, schema: AppSchema, code: str, crow, ctx: Context) -> dict:
+        return {"id": crow["id"], "value": {inner.code: inner.ftype.from_db(inner.props, crow[inner.column], ctx)
+                                            for inner in schema.subtable_fields(code) if inner.column}}
+
+    # ------------------------------------------------------------------ writes
+    def create(self, app_id: int, values: dict) -> dict:
+        return self.create_many(app_id, [values], path_prefix="record")[0]
+
+    def create_many(self, app_id: int, records: Sequence[dict], *, path_prefix: str = "records",
+                    enforce_limit: bool = True) -> list[dict]:
+        """Create records atomically: one bad record and nothing is written."""
+        schema = self.schema(app_id)
+        self._check_bulk(records, enforce_limit)
+        now = utcnow()
+        ctx = self._context(is_create=True, now=now)
+        prepared, errors = [], []
+        for i, values in enumerate(records):
+            prefix = path_prefix if path_prefix == "record" else f"{path_prefix}[{i}]"
+            try:
+                prepared.append(self._prepare(schema, values, ctx, prefix, existing=None))
+            except ValidationError as exc:
+                errors.extend(exc.details)
+        if not errors:
+            errors = self._check_unique(schema, prepared, [None] * len(prepared), path_prefix)
+        if errors:
+            raise ValidationError(errors)
+
+        conn = self._conn
+        system = {"revision": 1, "created_by": self.user_code, "created_at": now,
+                  "updated_by": self.user_code, "updated_at": now, "status": None, "assignees": None}
+        try:
+            ids = store.insert_records(conn, schema, [{**system, **p.columns} for p in prepared])
+            for code in schema.child_tables:
+                rows = []
+                for rid, p in zip(ids, prepared):
+                    for pos, (_rowid, cols, _canon) in enumerate(p.subtables.get(code, [])):
+                        rows.append({"record_id": rid, "position": pos, **cols})
+                store.insert_child_rows(conn, schema, code, rows)
+            self._attach_files(schema, ids, prepared)
+            history = []
+            for rid, p in zip(ids, prepared):
+                snapshot = self._snapshot_from_values(schema, p)
+                history.append(self._history_row(app_id, rid, 1, "create", snapshot, None, now))
+            store.insert_history(conn, history)
+            self.session.commit()
+        except IntegrityError:
+            self.session.rollback()
+            raise ValidationError([Detail(path_prefix, "record.unique_race")]) from None
+        self._emit(RecordEvent(app_id, "create", ids, self.user_code, [1] * len(ids)))
+        return [{"id": rid, "revision": 1} for rid in ids]
+
+    def update(self, app_id: int, values: dict, *, record_id: int | None = None,
+               update_key: dict | None = None, revision: int | None = None, upsert: bool = False) -> dict:
+        return self.update_many(app_id, [{"id": record_id, "updateKey": update_key, "revision": revision,
+                                          "record": values}], upsert=upsert, path_prefix="record")[0]
+
+    def update_many(self, app_id: int, items: Sequence[dict], *, upsert: bool = False,
+                    path_prefix: str = "records", enforce_limit: bool = True) -> list[dict]:
+        """Update (or with ``upsert`` create) records atomically.
+
+        Each item: {"id" | "updateKey": {"field", "value"}, "revision" (optional), "record": {...}}.
+        """
+        schema = self.schema(app_id)
+        self._check_bulk(items, enforce_limit)
+        now = utcnow()
+        ctx_update = self._context(is_create=False, now=now)
+        ctx_create = self._context(is_create=True, now=now)
+        errors: list[Detail] = []
+        plans = []  # (kind, item index, record_id | None, expected revision, existing snapshot, prepared)
+        conn = self._conn
+        for i, item in enumerate(items):
+            prefix = path_prefix if path_prefix == "record" else f"{path_prefix}[{i}]"
+            if not isinstance(item, dict) or not isinstance(item.get("record", {}), dict):
+                errors.append(Detail(prefix, "record.not_an_object"))
+                continue
+            values = item.get("record") or {}
+            try:
+                record_id = self._resolve_id(schema, item, prefix, ctx_update)
+            except ValidationError as exc:
+                errors.extend(exc.details)
+                continue
+            except NotFound:
+                if upsert and item.get("updateKey"):
+                    key = item["updateKey"]
+                    merged = {**values, key["field"]: key["value"]}
+                    try:
+                        plans.append(("create", i, None, None, None,
+                                      self._prepare(schema, merged, ctx_create, f"{prefix}.record", existing=None)))
+                    except ValidationError as exc:
+                        errors.extend(exc.details)
+                    continue
+                raise
+            existing = self._load_for_update(schema, record_id)
+            sent = item.get("revision")
+            if sent not in (None, -1, "-1", "") and int(sent) != existing["$revision"]:
+                raise Conflict("record.stale_revision", current=existing["$revision"], sent=sent)
+            try:
+                p = self._prepare(schema, values, ctx_update, f"{prefix}.record", existing=existing)
+            except ValidationError as exc:
+                errors.extend(exc.details)
+                continue
+            plans.append(("update", i, record_id, existing["$revision"], existing, p))
+        if not errors:
+            errors = self._check_unique(schema, [p[5] for p in plans], [p[2] for p in plans], path_prefix)
+        if errors:
+            raise ValidationError(errors)
+
+        results: list[dict | None] = [None] * len(items)
+        created_ids, updated = [], []
+        try:
+            creates = [p for p in plans if p[0] == "create"]
+            if creates:
+                system = {"revision": 1, "created_by": self.user_code, "created_at": now,
+                          "updated_by": self.user_code, "updated_at": now, "status": None, "assignees": None}
+                ids = store.insert_records(conn, schema, [{**system, **p[5].columns} for p in creates])
+                for code in schema.child_tables:
+                    rows = [{"record_id": rid, "position": pos, **cols}
+                            for rid, p in zip(ids, creates)
+                            for pos, (_r, cols, _c) in enumerate(p[5].subtables.get(code, []))]
+                    store.insert_child_rows(conn, schema, code, rows)
+                self._attach_files(schema, ids, [p[5] for p in creates])
+                hist = []
+                for rid, p in zip(ids, creates):
+                    snap = self._snapshot_from_values(schema, p[5])
+                    hist.append(self._history_row(app_id, rid, 1, "create", snap, None, now))
+                    results[p[1]] = {"id": rid, "revision": 1, "created": True}
+                store.insert_history(conn, hist)
+                created_ids = ids
+            hist = []
+            for _kind, idx, rid, rev, existing, p in (x for x in plans if x[0] == "update"):
+                cols = {**p.columns, "updated_by": self.user_code, "updated_at": now}
+                if not store.update_record(conn, schema, rid, cols, rev):
+                    self.session.rollback()
+                    current = self.get(app_id, rid)["$revision"]
+                    raise Conflict("record.stale_revision", current=current, sent=rev)
+                self._write_subtables(schema, rid, p)
+                self._attach_files(schema, [rid], [p])
+                after = self._merge_snapshot(schema, existing, p)
+                diff = _diff(existing, after)
+                hist.append(self._history_row(app_id, rid, rev + 1, "update", after, diff, now))
+                results[idx] = {"id": rid, "revision": rev + 1}
+                updated.append((rid, rev + 1))
+            store.insert_history(conn, hist)
+            self.session.commit()
+        except IntegrityError:
+            self.session.rollback()
+            raise ValidationError([Detail(path_prefix, "record.unique_race")]) from None
+        if created_ids:
+            self._emit(RecordEvent(app_id, "create", created_ids, self.user_code, [1] * len(created_ids)))
+        if updated:
+            self._emit(RecordEvent(app_id, "update", [u[0] for u in updated], self.user_code, [u[1] for u in updated]))
+        return results  # type: ignore[return-value]
+
+    def delete_many(self, app_id: int, ids: Sequence[int], revisions: Sequence[int] | None = None,
+                    *, enforce_limit: bool = True) -> int:
+        schema = self.schema(app_id)
+        self._check_bulk(ids, enforce_limit)
+        if revisions is not None and len(revisions) != len(ids):
+            raise ValidationError([Detail("revisions", "bad_request")])
+        ids = [int(i) for i in ids]
+        rows = {r["$id"]: r for r in self._to_records(
+            schema, store.select_rows(self._conn, schema, self._columns(schema, None),
+                                      schema.table.c.id.in_(ids), [], None, None, for_update=True), None)}
+        for i, rid in enumerate(ids):
+            if rid not in rows:
+                raise NotFound("record.not_found", record_id=rid)
+            if revisions is not None and revisions[i] not in (None, -1) and int(revisions[i]) != rows[rid]["$revision"]:
+                raise Conflict("record.stale_revision", current=rows[rid]["$revision"], sent=revisions[i])
+        now = utcnow()
+        store.delete_records(self._conn, schema, ids)
+        store.insert_history(self._conn, [
+            self._history_row(app_id, rid, rows[rid]["$revision"] + 1, "delete",
+                              self._merge_snapshot(schema, rows[rid], _Prepared({}, {}, {})), None, now)
+            for rid in ids])
+        self.session.commit()
+        self._emit(RecordEvent(app_id, "delete", ids, self.user_code, [rows[r]["$revision"] + 1 for r in ids]))
+        return len(ids)
+
+    def history(self, app_id: int, record_id: int) -> list[dict]:
+        self.schema(app_id)
+        rows = store.history_rows(self._conn, app_id, record_id)
+        if not rows:
+            raise NotFound("record.not_found", record_id=record_id)
+        names = {}
+        return [{"revision": r["revision"], "action": r["action"], "at": _iso(r["at"]),
+                 "user": names.setdefault(r["user_id"], self._user_code_by_id(r["user_id"])),
+                 "snapshot": r["snapshot"], "diff": r["diff"]} for r in rows]
+
+    # ------------------------------------------------------------------ helpers
+    def _user_code_by_id(self, user_id):
+        if user_id is None:
+            return None
+        u = self.session.get(User, user_id)
+        return {"code": u.code, "name": u.name} if u else None
+
+    def _check_bulk(self, items: Sequence, enforce_limit: bool) -> None:
+        if not items:
+            raise ValidationError([Detail("records", "record.bulk_empty")])
+        if enforce_limit and len(items) > self.bulk_limit:
+            raise ValidationError([Detail("records", "record.bulk_too_many", {"max": self.bulk_limit})])
+
+    def _resolve_id(self, schema: AppSchema, item: dict, prefix: str, ctx: Context) -> int:
+        if item.get("id") not in (None, ""):
+            try:
+                return int(item["id"])
+            except (TypeError, ValueError):
+                raise ValidationError([Detail(f"{prefix}.id", "field.type_mismatch",
+                                              {"expected": "整数", "expected_en": "an integer"})]) from None
+        key = item.get("updateKey")
+        if not isinstance(key, dict) or "field" not in key:
+            raise ValidationError([Detail(prefix, "record.update_key_missing")])
+        f = schema.fields.get(key["field"])
+        if f is None:
+            raise ValidationError([Detail(f"{prefix}.updateKey.field", "field.unknown", {"code": key["field"]})])
+        if not f.props.get("unique") or f.in_subtable or not f.column:
+            raise ValidationError([Detail(f"{prefix}.updateKey.field", "record.update_key_not_unique",
+                                          {"code": f.code})])
+        try:
+            dbv = f.ftype.to_db(f.props, f.ftype.normalise(f.props, key.get("value"), ctx))
+        except FieldValueError as exc:
+            raise ValidationError([Detail(f"{prefix}.updateKey.value", exc.key, exc.params)]) from None
+        rid = self.session.execute(select(schema.table.c.id).where(schema.table.c[f.column] == dbv)).scalar()
+        if rid is None or dbv is None:
+            raise NotFound("record.key_not_found", code=f.code, value=key.get("value"))
+        return rid
+
+    def _load_for_update(self, schema: AppSchema, record_id: int) -> dict:
+        rows = store.select_rows(self._conn, schema, self._columns(schema, None),
+                                 schema.table.c.id == record_id, [], 1, None, for_update=True)
+        if not rows:
+            raise NotFound("record.not_found", record_id=record_id)
+        return self._to_records(schema, rows, None)[0]
+
+    def _prepare(self, schema: AppSchema, values: Any, ctx: Context, prefix: str,
+                 existing: dict | None) -> _Prepared:
+        if not isinstance(values, dict):
+            raise ValidationError([Detail(prefix, "record.not_an_object")])
+        errors: list[Detail] = []
+        columns: dict = {}
+        canon: dict = {}
+        subtables: dict = {}
+        for code, raw in values.items():
+            if code.startswith("$"):
+                continue  # $id / $revision travel with records read earlier
+            f = schema.fields.get(code)
+            if f is None or f.in_subtable:
+                errors.append(Detail(f"{prefix}.{code}", "field.unknown", {"code": code}))
+                continue
+            if f.ftype.read_only or f.ftype.kind == "layout":
+                continue  # system fields and calculated values are the server's to set
+            raw = _unwrap(raw)
+            try:
+                if f.type == "SUBTABLE":
+                    rows = f.ftype.normalise(f.props, raw, ctx)
+                    subtables[code] = self._prepare_rows(schema, f, rows, ctx, f"{prefix}.{code}", existing, errors)
+                    canon[code] = [r[2] for r in subtables[code]]
+                else:
+                    value = f.ftype.normalise(f.props, raw, ctx)
+                    canon[code] = value
+                    columns[f.column] = f.ftype.to_db(f.props, value)
+            except FieldValueError as exc:
+                errors.append(Detail(f"{prefix}.{code}", exc.key, exc.params))
+        if existing is None:
+            for f in schema.data_fields():
+                if f.code in canon or f.code in values or f.ftype.read_only or f.ftype.kind == "layout":
+                    continue
+                try:
+                    if f.type == "SUBTABLE":
+                        subtables[f.code], canon[f.code] = [], []
+                        continue
+                    value = f.ftype.default(f.props, ctx)
+                    canon[f.code] = value
+                    columns[f.column] = f.ftype.to_db(f.props, value)
+                except FieldValueError as exc:
+                    errors.append(Detail(f"{prefix}.{f.code}", exc.key, exc.params))
+        for code, value in canon.items():
+            f = schema.fields[code]
+            if f.props.get("required") and f.ftype.is_empty(value):
+                errors.append(Detail(f"{prefix}.{code}", "field.required"))
+        if errors:
+            raise ValidationError(errors)
+        return _Prepared(columns=columns, values=canon, subtables=subtables)
+
+    def _prepare_rows(self, schema: AppSchema, table_field: FieldDef, rows: list, ctx: Context, prefix: str,
+                      existing: dict | None, errors: list[Detail]) -> list:
+        inner = {f.code: f for f in schema.subtable_fields(table_field.code)}
+        existing_rows = {r["id"]: r for r in (existing or {}).get(table_field.code, [])}
+        out = []
+        for j, row in enumerate(rows):
+            rpath = f"{prefix}[{j}]"
+            row_id = row.get("id")
+            if row_id is not None and row_id not in existing_rows:
+                errors.append(Detail(f"{rpath}.id", "record.subtable_row_unknown", {"row_id": row_id}))
+                continue
+            base = dict(existing_rows[row_id]["value"]) if row_id is not None else {}
+            cols, canon = {}, {}
+            given = row.get("value") or {}
+            for code, raw in given.items():
+                f = inner.get(code)
+                if f is None:
+                    errors.append(Detail(f"{rpath}.value.{code}", "field.unknown", {"code": code}))
+                    continue
+                if f.ftype.read_only:
+                    continue
+                try:
+                    canon[code] = f.ftype.normalise(f.props, _unwrap(raw), ctx)
+                    cols[f.column] = f.ftype.to_db(f.props, canon[code])
+                except FieldValueError as exc:
+                    errors.append(Detail(f"{rpath}.value.{code}", exc.key, exc.params))
+            for code, f in inner.items():
+                if code in canon or f.ftype.read_only:
+                    continue
+                if row_id is not None:
+                    canon[code] = base.get(code, f.ftype.empty_value())
+                    continue
+                try:
+                    canon[code] = f.ftype.default(f.props, ctx)
+                    cols[f.column] = f.ftype.to_db(f.props, canon[code])
+                except FieldValueError as exc:
+                    errors.append(Detail(f"{rpath}.value.{code}", exc.key, exc.params))
+            for code, f in inner.items():
+                if f.props.get("required") and f.ftype.is_empty(canon.get(code)):
+                    errors.append(Detail(f"{rpath}.value.{code}", "field.required"))
+            out.append((row_id, cols, {"id": row_id, "value": canon}))
+        return out
+
+    def _check_unique(self, schema: AppSchema, prepared: list[_Prepared], ids: list[int | None],
+                      path_prefix: str) -> list[Detail]:
+        errors: list[Detail] = []
+        for f in schema.data_fields():
+            if not f.props.get("unique") or not f.column:
+                continue
+            seen: dict = {}
+            for i, p in enumerate(prepared):
+                v = p.columns.get(f.column)
+                if v is None:
+                    continue
+                path = path_prefix if path_prefix == "record" else f"{path_prefix}[{i}]"
+                if v in seen:
+                    errors.append(Detail(f"{path}.{f.code}", "field.unique"))
+                seen.setdefault(v, ids[i])
+            if not seen:
+                continue
+            col = schema.table.c[f.column]
+            hits = self.session.execute(select(schema.table.c.id, col).where(col.in_(list(seen)))).all()
+            for rid, v in hits:
+                for i, p in enumerate(prepared):
+                    if p.columns.get(f.column) == v and ids[i] != rid:
+                        path = path_prefix if path_prefix == "record" else f"{path_prefix}[{i}]"
+                        errors.append(Detail(f"{path}.{f.code}", "field.unique"))
+        return errors
+
+    def _write_subtables(self, schema: AppSchema, record_id: int, p: _Prepared) -> None:
+        conn = self._conn
+        for code, rows in p.subtables.items():
+            keep = [r[0] for r in rows if r[0] is not None]
+            store.delete_child_rows(conn, schema, code, record_id, keep)
+            updates = [{"id": rid, "position": pos, **cols} for pos, (rid, cols, _c) in enumerate(rows) if rid is not None]
+            store.update_child_rows(conn, schema, code, updates)
+            new_rows = [{"record_id": record_id, "position": pos, **cols}
+                        for pos, (rid, cols, _c) in enumerate(rows) if rid is None]
+            new_ids = store.insert_child_rows(conn, schema, code, new_rows)
+            it = iter(new_ids)
+            for rid, _cols, canon in rows:
+                if rid is None:
+                    canon["id"] = next(it)
+
+    def _attach_files(self, schema: AppSchema, ids: list[int], prepared: list[_Prepared]) -> None:
+        file_fields = [f for f in schema.fields.values() if f.type == "FILE"]
+        if not file_fields:
+            return
+        for rid, p in zip(ids, prepared):
+            keys: list[tuple[str, int]] = []
+            for f in file_fields:
+                if f.in_subtable:
+                    for _r, _c, canon in p.subtables.get(f.parent_code, []):
+                        keys += [(v["fileKey"], f.id) for v in canon["value"].get(f.code) or []]
+                else:
+                    keys += [(v["fileKey"], f.id) for v in p.values.get(f.code) or []]
+            for key, fid in keys:
+                sf = self.session.scalar(select(StoredFile).where(StoredFile.key == key))
+                if sf is not None and sf.app_id is None:
+                    sf.app_id, sf.record_id, sf.field_id = schema.app_id, rid, fid
+
+    def _snapshot_from_values(self, schema: AppSchema, p: _Prepared) -> dict:
+        return {f.code: p.values[f.code] for f in schema.top_level_fields() if f.code in p.values}
+
+    def _merge_snapshot(self, schema: AppSchema, existing: dict, p: _Prepared) -> dict:
+        """The record's data fields after the write (system values live on the history row)."""
+        after = {f.code: existing.get(f.code) for f in schema.top_level_fields() if not f.is_system}
+        after.update(p.values)
+        return after
+
+    def _history_row(self, app_id, record_id, revision, action, snapshot, diff, now) -> dict:
+        return {"app_id": app_id, "record_id": record_id, "revision": revision, "action": action,
+                "user_id": self.user.id if self.user else None, "at": now,
+                "snapshot": snapshot, "diff": diff}
+
+    def _emit(self, event: RecordEvent) -> None:
+        if self.on_change is not None:
+            self.on_change(event)
+
+
+def _diff(before: dict, after: dict) -> dict:
+    out = {}
+    for code, new in after.items():
+        if code.startswith("$"):
+            continue
+        old = before.get(code)
+        if old != new:
+            out[code] = {"old": old, "new": new}
+    return out
+
+
+def _unwrap(raw: Any) -> Any:
+    """Accept kintone-style {"value": ...} (and {"type", "value"}) as well as plain values."""
+    if isinstance(raw, dict) and "value" in raw and set(raw) <= {"value", "type"}:
+        return raw["value"]
+    return raw
+
+
+def _has_order_by(query: str | None) -> bool:
+    from kumiki.query import parse_query
+    if not query:
+        return False
+    ast = parse_query(query)
+    return bool(getattr(ast, "order_by", None))
+
+
+def _iso(dt) -> str | None:
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ") if dt else None

@@ -1,0 +1,109 @@
+"""Physical reads and writes of record tables, subtable child tables and history rows.
+
+Only RecordService calls these; they trust their input (it is validated already) and run in the
+caller's transaction.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql import ColumnElement
+
+from kumiki.model import RecordHistory
+from kumiki.storage.schema import AppSchema
+
+HISTORY = RecordHistory.__table__
+
+
+def insert_records(conn: Connection, schema: AppSchema, rows: Sequence[dict]) -> list[int]:
+    """Insert record rows (column -> value, system columns included); ids in input order."""
+    if not rows:
+        return []
+    t = schema.table
+    result = conn.execute(insert(t).returning(t.c.id, sort_by_parameter_order=True), list(rows))
+    return [r[0] for r in result]
+
+
+def insert_child_rows(conn: Connection, schema: AppSchema, subtable_code: str, rows: Sequence[dict]) -> list[int]:
+    if not rows:
+        return []
+    t = schema.child_tables[subtable_code]
+    result = conn.execute(insert(t).returning(t.c.id, sort_by_parameter_order=True), list(rows))
+    return [r[0] for r in result]
+
+
+def update_child_rows(conn: Connection, schema: AppSchema, subtable_code: str, rows: Sequence[dict]) -> None:
+    t = schema.child_tables[subtable_code]
+    for row in rows:
+        values = {k: v for k, v in row.items() if k != "id"}
+        conn.execute(update(t).where(t.c.id == row["id"]).values(values))
+
+
+def delete_child_rows(conn: Connection, schema: AppSchema, subtable_code: str, record_id: int,
+                      keep_ids: Iterable[int]) -> None:
+    t = schema.child_tables[subtable_code]
+    keep = list(keep_ids)
+    stmt = delete(t).where(t.c.record_id == record_id)
+    if keep:
+        stmt = stmt.where(t.c.id.not_in(keep))
+    conn.execute(stmt)
+
+
+def update_record(conn: Connection, schema: AppSchema, record_id: int, values: dict, revision: int) -> bool:
+    """Write ``values`` and bump the revision, only if the row is still at ``revision``."""
+    t = schema.table
+    stmt = (update(t).where(t.c.id == record_id, t.c.revision == revision)
+            .values({**values, "revision": revision + 1}))
+    return conn.execute(stmt).rowcount == 1
+
+
+def delete_records(conn: Connection, schema: AppSchema, ids: Sequence[int]) -> int:
+    t = schema.table
+    for code, child in schema.child_tables.items():
+        conn.execute(delete(child).where(child.c.record_id.in_(ids)))
+    return conn.execute(delete(t).where(t.c.id.in_(ids))).rowcount
+
+
+def select_rows(conn: Connection, schema: AppSchema, columns: list[str], where: ColumnElement | None,
+                order_by: list, limit: int | None, offset: int | None, *, for_update: bool = False):
+    t = schema.table
+    stmt = select(*(t.c[c] for c in columns))
+    if where is not None:
+        stmt = stmt.where(where)
+    if order_by:
+        stmt = stmt.order_by(*order_by)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    if offset:
+        stmt = stmt.offset(offset)
+    if for_update and conn.dialect.name != "sqlite":
+        stmt = stmt.with_for_update()
+    return conn.execute(stmt).mappings().all()
+
+
+def count_rows(conn: Connection, schema: AppSchema, where: ColumnElement | None) -> int:
+    stmt = select(func.count()).select_from(schema.table)
+    if where is not None:
+        stmt = stmt.where(where)
+    return conn.execute(stmt).scalar_one()
+
+
+def select_child_rows(conn: Connection, schema: AppSchema, subtable_code: str, record_ids: Sequence[int]):
+    t = schema.child_tables[subtable_code]
+    if not record_ids:
+        return []
+    stmt = select(t).where(t.c.record_id.in_(record_ids)).order_by(t.c.record_id, t.c.position, t.c.id)
+    return conn.execute(stmt).mappings().all()
+
+
+def insert_history(conn: Connection, rows: Sequence[dict]) -> None:
+    if rows:
+        conn.execute(insert(HISTORY), list(rows))
+
+
+def history_rows(conn: Connection, app_id: int, record_id: int):
+    h = HISTORY
+    stmt = (select(h).where(h.c.app_id == app_id, h.c.record_id == record_id).order_by(h.c.revision, h.c.id))
+    return conn.execute(stmt).mappings().all()

@@ -1,0 +1,4 @@
+"""WSGI entry point for external servers: ``gunicorn kumiki.wsgi:app`` (settings from KUMIKI_*)."""
+from kumiki.app import create_app
+
+app = create_app()
