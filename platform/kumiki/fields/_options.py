@@ -9,8 +9,8 @@ import re
 from typing import Any
 
 from kumiki import i18n
-from kumiki.errors import Detail, FieldValueError
 from kumiki.db import JSONType
+from kumiki.errors import Detail, FieldValueError
 from kumiki.fields._common import SELECT_OPS, mismatch, single_element, to_text
 from kumiki.fields.base import MULTI, Context, FieldType
 
@@ -52,7 +52,7 @@ def check_default_options(fdef: dict, path: str, many: bool) -> list[Detail]:
     if dv is None or dv == "" or dv == []:
         return []
     values = dv if many and isinstance(dv, list) else [dv]
-    if many and not isinstance(dv, list) or not all(isinstance(v, str) for v in values):
+    if (many and not isinstance(dv, list)) or not all(isinstance(v, str) for v in values):
         return [Detail(f"{path}.defaultValue", "fielddef.default_not_option", {"value": str(dv)})]
     opts = options(fdef)
     return [Detail(f"{path}.defaultValue", "fielddef.default_not_option", {"value": v})

@@ -25,7 +25,8 @@ def index_name(table: str, column: str, unique: bool = False) -> str:
 def create_record_table(conn: Connection, table: str, columns: list[tuple[str, TypeEngine, bool]]) -> None:
     """Create the record table with system columns plus (name, type, indexed) data columns."""
     md = MetaData()
-    t = Table(table, md, *system_columns(), *(Column(n, ty) for n, ty, _ in columns))
+    # AUTOINCREMENT: record numbers are never reused after a delete (history keeps the old ones).
+    t = Table(table, md, *system_columns(), *(Column(n, ty) for n, ty, _ in columns), sqlite_autoincrement=True)
     t.create(conn)
     for name, _ty, indexed in columns:
         if indexed:
@@ -36,7 +37,8 @@ def create_child_table(conn: Connection, table: str, parent: str,
                        columns: list[tuple[str, TypeEngine, bool]]) -> None:
     md = MetaData()
     Table(parent, md, Column("id", _int()))  # FK target placeholder for metadata resolution
-    t = Table(table, md, *subtable_system_columns(parent), *(Column(n, ty) for n, ty, _ in columns))
+    t = Table(table, md, *subtable_system_columns(parent), *(Column(n, ty) for n, ty, _ in columns),
+              sqlite_autoincrement=True)
     t.create(conn)
     for name, _ty, indexed in columns:
         if indexed:

@@ -19,18 +19,24 @@ HISTORY = RecordHistory.__table__
 
 def insert_records(conn: Connection, schema: AppSchema, rows: Sequence[dict]) -> list[int]:
     """Insert record rows (column -> value, system columns included); ids in input order."""
-    if not rows:
-        return []
-    t = schema.table
-    result = conn.execute(insert(t).returning(t.c.id, sort_by_parameter_order=True), list(rows))
-    return [r[0] for r in result]
+    return _insert_returning_ids(conn, schema.table, rows)
 
 
 def insert_child_rows(conn: Connection, schema: AppSchema, subtable_code: str, rows: Sequence[dict]) -> list[int]:
+    return _insert_returning_ids(conn, schema.child_tables[subtable_code], rows)
+
+
+def _insert_returning_ids(conn: Connection, table, rows: Sequence[dict]) -> list[int]:
     if not rows:
         return []
-    t = schema.child_tables[subtable_code]
-    result = conn.execute(insert(t).returning(t.c.id, sort_by_parameter_order=True), list(rows))
+    if conn.dialect.name == "sqlite":
+        # One executemany is ~10x faster than RETURNING row by row (what SQLAlchemy must do on
+        # SQLite to keep the order). Inside our write transaction no other writer can interleave
+        # and AUTOINCREMENT tables take max(seq)+1 for each row, so the ids are contiguous.
+        conn.execute(insert(table), list(rows))
+        last = conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one()
+        return list(range(last - len(rows) + 1, last + 1))
+    result = conn.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), list(rows))
     return [r[0] for r in result]
 
 

@@ -68,7 +68,7 @@ class FieldDef:
     table: str                  # record table or subtable's child table
     parent_code: str | None = None  # set for fields inside a subtable
 
-    @property
+    @cached_property
     def ftype(self) -> FieldType:
         return get_field_type(self.type)
 
@@ -107,15 +107,32 @@ class AppSchema:
 
     def top_level_fields(self) -> list[FieldDef]:
         """Fields stored on the record table or as a subtable, in definition order (no layout)."""
-        return [f for f in self.fields.values() if f.parent_code is None and f.code != ID_PSEUDO_FIELD
-                and f.ftype.kind != "layout"]
+        return self._top_level
 
     def data_fields(self) -> list[FieldDef]:
         """Top-level fields a client can write (not system, not layout)."""
-        return [f for f in self.top_level_fields() if not f.is_system]
+        return self._data
 
     def subtable_fields(self, subtable_code: str) -> list[FieldDef]:
-        return [f for f in self.fields.values() if f.parent_code == subtable_code]
+        return self._by_subtable.get(subtable_code, [])
+
+    # The lists are asked for on every record of a bulk write: compute them once per schema.
+    @cached_property
+    def _top_level(self) -> list[FieldDef]:
+        return [f for f in self.fields.values() if f.parent_code is None and f.code != ID_PSEUDO_FIELD
+                and f.ftype.kind != "layout"]
+
+    @cached_property
+    def _data(self) -> list[FieldDef]:
+        return [f for f in self._top_level if not f.is_system]
+
+    @cached_property
+    def _by_subtable(self) -> dict[str, list[FieldDef]]:
+        out: dict[str, list[FieldDef]] = {}
+        for f in self.fields.values():
+            if f.parent_code is not None:
+                out.setdefault(f.parent_code, []).append(f)
+        return out
 
     def _build_tables(self) -> tuple[Table, dict[str, Table]]:
         if getattr(self, "_tables", None) is None:
