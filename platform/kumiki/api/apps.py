@@ -65,7 +65,8 @@ class VersionDetail(VersionOut):
 
 
 def _detail(app: App) -> dict:
-    out = AppSummary().dump(app)
+    out = {"id": app.id, "code": app.code, "name": app.name, "description": app.description,
+           "deployed_version": app.deployed_version, "draft_revision": app.draft_revision}
     definition = None
     if app.deployed_version:
         definition = db().scalar(select(AppVersion.definition).where(
