@@ -494,44 +494,45 @@ class RecordService:
         columns: dict = {}
         canon: dict = {}
         subtables: dict = {}
+        writable = schema.writable
         for code, raw in values.items():
-            if code.startswith("$"):
-                continue  # $id / $revision travel with records read earlier
-            f = schema.fields.get(code)
-            if f is None or f.in_subtable:
-                errors.append(Detail(f"{prefix}.{code}", "field.unknown", {"code": code}))
+            f = writable.get(code)
+            if f is None:
+                other = schema.fields.get(code)
+                if not code.startswith("$") and (other is None or other.in_subtable):
+                    errors.append(Detail(f"{prefix}.{code}", "field.unknown", {"code": code}))
+                # $id / $revision, system fields and calculated values are the server's to set
                 continue
-            if f.ftype.read_only or f.ftype.kind == "layout":
-                continue  # system fields and calculated values are the server's to set
-            raw = _unwrap(raw)
+            if type(raw) is dict:
+                raw = _unwrap(raw)
+            ftype = f.ftype
             try:
                 if f.type == "SUBTABLE":
-                    rows = f.ftype.normalise(f.props, raw, ctx)
+                    rows = ftype.normalise(f.props, raw, ctx)
                     subtables[code] = self._prepare_rows(schema, f, rows, ctx, f"{prefix}.{code}", existing, errors)
                     canon[code] = [r[2] for r in subtables[code]]
                 else:
-                    value = f.ftype.normalise(f.props, raw, ctx)
+                    value = ftype.normalise(f.props, raw, ctx)
                     canon[code] = value
-                    columns[f.column] = f.ftype.to_db(f.props, value)
+                    columns[f.column] = ftype.to_db(f.props, value)
             except FieldValueError as exc:
                 errors.append(Detail(f"{prefix}.{code}", exc.key, exc.params))
-        if existing is None:
-            for f in schema.data_fields():
-                if f.code in canon or f.code in values or f.ftype.read_only or f.ftype.kind == "layout":
+        if existing is None and len(canon) < len(writable):
+            for code, f in writable.items():
+                if code in canon or code in values:
                     continue
                 try:
                     if f.type == "SUBTABLE":
-                        subtables[f.code], canon[f.code] = [], []
+                        subtables[code], canon[code] = [], []
                         continue
                     value = f.ftype.default(f.props, ctx)
-                    canon[f.code] = value
+                    canon[code] = value
                     columns[f.column] = f.ftype.to_db(f.props, value)
                 except FieldValueError as exc:
-                    errors.append(Detail(f"{prefix}.{f.code}", exc.key, exc.params))
-        for code, value in canon.items():
-            f = schema.fields[code]
-            if f.props.get("required") and f.ftype.is_empty(value):
-                errors.append(Detail(f"{prefix}.{code}", "field.required"))
+                    errors.append(Detail(f"{prefix}.{code}", exc.key, exc.params))
+        for f in schema.required:
+            if f.code in canon and f.ftype.is_empty(canon[f.code]):
+                errors.append(Detail(f"{prefix}.{f.code}", "field.required"))
         if errors:
             raise ValidationError(errors)
         return _Prepared(columns=columns, values=canon, subtables=subtables)

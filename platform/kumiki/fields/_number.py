@@ -104,3 +104,15 @@ i18n.register({
                                      "Numbers may have at most {int_digits} digits before and "
                                      "{frac_digits} after the decimal point."),
 })
+
+
+def canonical_to_decimal(value: Any) -> Decimal | None:
+    """to_db of a canonical value: a plain decimal string needs no re-validation (bulk writes)."""
+    if value == "" or value is None:
+        return None
+    if type(value) is str:
+        try:
+            return Decimal(value)
+        except InvalidOperation:
+            pass
+    return parse_decimal(value)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import date
+
 from sqlalchemy import Date
 
 from kumiki.errors import FieldValueError
@@ -23,6 +25,11 @@ class DateField(FieldType):
         return "" if d is None else d.isoformat()
 
     def to_db(self, fdef, value):
+        if type(value) is str and len(value) == 10:
+            try:
+                return date.fromisoformat(value)  # canonical YYYY-MM-DD: the fast path of bulk writes
+            except ValueError:
+                pass
         return _temporal.parse_date_value(value)
 
     def from_db(self, fdef, raw, ctx):

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import DateTime
 
 from kumiki.fields import _temporal
@@ -22,6 +24,11 @@ class DateTimeField(FieldType):
         return "" if dt is None else _temporal.format_datetime(dt)
 
     def to_db(self, fdef, value):
+        if type(value) is str and len(value) == 20 and value.endswith(":00Z"):
+            try:
+                return datetime.fromisoformat(value[:-1])  # canonical, already UTC and truncated
+            except ValueError:
+                pass
         # Canonical values carry "Z", so the context's time zone is never consulted here.
         return _temporal.parse_datetime_value(value, Context(timezone="UTC"))
 

@@ -28,7 +28,7 @@ class Number(FieldType):
         return _number.canonical(d)
 
     def to_db(self, fdef, value):
-        return _number.parse_decimal(value)
+        return _number.canonical_to_decimal(value)
 
     def from_db(self, fdef, raw, ctx):
         return _number.from_db(raw)

@@ -116,6 +116,15 @@ class AppSchema:
     def subtable_fields(self, subtable_code: str) -> list[FieldDef]:
         return self._by_subtable.get(subtable_code, [])
 
+    @cached_property
+    def writable(self) -> dict[str, FieldDef]:
+        """Top-level fields a client may write, by code (not system, CALC or layout)."""
+        return {f.code: f for f in self._data if not f.ftype.read_only}
+
+    @cached_property
+    def required(self) -> list[FieldDef]:
+        return [f for f in self.writable.values() if f.props.get("required")]
+
     # The lists are asked for on every record of a bulk write: compute them once per schema.
     @cached_property
     def _top_level(self) -> list[FieldDef]:
