@@ -107,3 +107,9 @@ def select_child_rows(conn: Connection, schema: AppSchema, subtable_code: str, r
 def insert_history(conn: Connection, rows: Sequence[dict]) -> None:
     if rows:
         conn.execute(insert(HISTORY), list(rows))
+
+
+def history_rows(conn: Connection, app_id: int, record_id: int):
+    h = HISTORY
+    stmt = (select(h).where(h.c.app_id == app_id, h.c.record_id == record_id).order_by(h.c.revision, h.c.id))
+    return conn.execute(stmt).mappings().all()
