@@ -186,6 +186,12 @@ def test_unknown_operator():
     assert "「like」" in d.params["expected"]
 
 
+@pytest.mark.parametrize("text", ['f = "a\x00b"', 'f = "\ud800"', '\x00'])
+def test_characters_a_database_cannot_take(text):
+    d = error_of(text)
+    assert d.key == "query.unexpected_character"
+
+
 def test_empty_in_list_is_an_error():
     assert error_of("a in ()").params["position"] == 7
 
@@ -228,7 +234,8 @@ field_codes = st.one_of(
     st.just("$id"),
     st.text(code_chars, min_size=1, max_size=8).filter(lambda s: s.lower() not in KEYWORDS),
 )
-literals = st.builds(Literal, st.text(max_size=12))
+literals = st.builds(Literal, st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)),
+                                      max_size=12))
 upper_words = st.from_regex(r"[A-Z_][A-Z0-9_]{0,8}", fullmatch=True)
 functions = st.builds(
     Function, st.one_of(st.sampled_from(["TODAY", "NOW", "FROM_TODAY", "THIS_WEEK", "LOGINUSER"]), upper_words),

@@ -22,12 +22,12 @@ import calendar
 import re
 from dataclasses import dataclass, field as dc_field
 from datetime import date, datetime, time, timedelta, timezone
-from decimal import Decimal
 from typing import Any, Iterable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import (Date, DateTime, Integer, String, Text, and_, case, cast, false, func, literal, literal_column, not_, or_,
-                        select, true, type_coerce)
+from sqlalchemy import (BigInteger, Boolean, Date, DateTime, String, Text, and_, case, cast, false, func, literal,
+                        literal_column, not_, or_, select, true, type_coerce)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -37,8 +37,8 @@ from kumiki.fields import FieldType
 from kumiki.fields import get as get_field_type
 from kumiki.fields.base import (EQ, GE, GT, IN, IS_EMPTY, IS_NOT_EMPTY, LE, LIKE, LT, MULTI, NE, NOT_IN,
                                 NOT_LIKE, ORDERED_OPS, Context)
-from kumiki.query.parser import And, Condition, Function, Literal, Or, OrderItem, Query, Value, parse_query, \
-    query_error
+from kumiki.query.parser import (And, Condition, Function, Literal, Or, OrderItem, Query, Value, parse_query,
+                                 query_error)
 from kumiki.storage.schema import ID_PSEUDO_FIELD, SYSTEM_FIELDS, AppSchema, FieldDef
 
 USER_TYPES = frozenset({"CREATOR", "MODIFIER", "USER_SELECT", "STATUS_ASSIGNEE"})
@@ -53,6 +53,9 @@ DATE_FUNCTIONS = frozenset({"TODAY", "YESTERDAY", "TOMORROW", "NOW", "FROM_TODAY
 USER_FUNCTIONS = frozenset({"LOGINUSER"})
 ORGANIZATION_FUNCTIONS = frozenset({"PRIMARY_ORGANIZATION"})
 ALL_FUNCTIONS = DATE_FUNCTIONS | USER_FUNCTIONS | ORGANIZATION_FUNCTIONS
+BLANKS = " \t\r\n\u3000"   # what "empty" text may still contain (full-width space included)
+MAX_CONDITIONS = 2000     # conditions in one query
+MAX_VALUES = 10000        # values in all the in (...) lists of one query (bound parameters)
 
 i18n.register({
     "query.unknown_field": (
@@ -71,6 +74,10 @@ i18n.register({
         "{position}文字目: 「{code}」は空の値と大小比較できません。",
         "At character {position}: \"{code}\" cannot be compared with an empty value.",
     ),
+    "query.out_of_range": (
+        "{position}文字目: 「{code}」（{type}）の値が扱える範囲を超えています。",
+        "At character {position}: the value for \"{code}\" ({type_en}) is out of range.",
+    ),
     "query.unknown_function": (
         "{position}文字目: 関数「{function}」はありません。",
         "At character {position}: there is no function \"{function}\".",
@@ -81,11 +88,19 @@ i18n.register({
     ),
     "query.function_arguments": (
         "{position}文字目: 関数「{function}」の引数が正しくありません。{usage}",
-        "At character {position}: the arguments of \"{function}\" are not valid. {usage}",
+        "At character {position}: the arguments of \"{function}\" are not valid. {usage_en}",
     ),
     "query.like_needs_text": (
         "{position}文字目: 「{op}」には文字列を指定してください。",
         "At character {position}: \"{op}\" needs a string.",
+    ),
+    "query.too_many_conditions": (
+        "{position}文字目: クエリの条件が多すぎます（{max}個まで）。",
+        "At character {position}: the query has too many conditions (at most {max}).",
+    ),
+    "query.too_many_values": (
+        "{position}文字目: クエリの値が多すぎます（{max}個まで）。",
+        "At character {position}: the query has too many values (at most {max}).",
     ),
     "query.not_sortable": (
         "{position}文字目: 「{code}」（{type}）フィールドでは並べ替えできません。",
@@ -94,9 +109,12 @@ i18n.register({
 })
 
 _USAGE = {
-    "FROM_TODAY": "FROM_TODAY(-7, DAYS) のように数と単位（DAYS, WEEKS, MONTHS, YEARS）を指定します。",
-    "THIS_WEEK": "引数なし、または曜日（SUNDAY〜SATURDAY）を1つ指定します。",
-    "THIS_MONTH": "引数なし、または日（1〜31）か LAST を1つ指定します。",
+    "FROM_TODAY": ("FROM_TODAY(-7, DAYS) のように数と単位（DAYS, WEEKS, MONTHS, YEARS）を指定します。",
+                   "Give a number and a unit (DAYS, WEEKS, MONTHS, YEARS), as in FROM_TODAY(-7, DAYS)."),
+    "THIS_WEEK": ("引数なし、または曜日（SUNDAY〜SATURDAY）を1つ指定します。",
+                  "Give no argument or one day of the week (SUNDAY to SATURDAY)."),
+    "THIS_MONTH": ("引数なし、または日（1〜31）か LAST を1つ指定します。",
+                   "Give no argument, or one day of the month (1 to 31) or LAST."),
 }
 for _n in ("LAST_WEEK", "NEXT_WEEK"):
     _USAGE[_n] = _USAGE["THIS_WEEK"]
@@ -204,6 +222,8 @@ class _Compiler:
         self.ctx = ctx
         self.pg = dialect_name.startswith("postgres")
         self.table = schema.table
+        self.conditions = 0
+        self.values = 0
 
     # ----- errors -----
     def _pos(self, pos: int | None) -> int:
@@ -244,13 +264,23 @@ class _Compiler:
     def expr(self, e) -> ColumnElement:
         # Flatten explicitly so that long and/or chains do not nest deeply.
         if isinstance(e, And):
-            return and_(*[self.expr(i) for i in e.items])
+            return _balanced(and_, [self.expr(i) for i in e.items])
         if isinstance(e, Or):
-            return or_(*[self.expr(i) for i in e.items])
+            return _balanced(or_, [self.expr(i) for i in e.items])
+        self.conditions += 1
+        if self.conditions > MAX_CONDITIONS:
+            raise self.err("query.too_many_conditions", e.pos, max=MAX_CONDITIONS)
         return self.condition(e)
 
     def condition(self, c: Condition) -> ColumnElement:
         t = self.target(c.field, c.pos)
+        try:
+            return self._condition(t, c)
+        except (OverflowError, ValueError, ArithmeticError):
+            # e.g. the day after 9999-12-31, or year 1 moved to UTC
+            raise self.err_field("query.out_of_range", t, c.pos) from None
+
+    def _condition(self, t: _Target, c: Condition) -> ColumnElement:
         op = c.op
         if op not in t.operators or t.column is None:
             raise self.err_field("query.operator_not_allowed", t, c.pos, op=op)
@@ -262,6 +292,9 @@ class _Compiler:
             operands = [c.value.text]
         else:
             values = c.value if isinstance(c.value, tuple) else (c.value,)
+            self.values += len(values)
+            if self.values > MAX_VALUES:
+                raise self.err("query.too_many_values", c.pos, max=MAX_VALUES)
             operands = [o for v in values for o in self.operands(t, v)]
             if not operands:     # only conditions that are to be ignored (PRIMARY_ORGANIZATION unset)
                 return true()
@@ -285,7 +318,8 @@ class _Compiler:
                 raise self.err("query.invalid_value", v.pos, code=t.code, value=text,
                                reason="レコードIDは整数で指定してください。",
                                reason_en="Record IDs are whole numbers.")
-            return [_Point(int(text.strip()))]
+            # Bound as BIGINT: PostgreSQL would refuse a large number cast to the INTEGER column's type.
+            return [_Point(literal(int(text.strip()), BigInteger))]
         if t.temporal == "datetime":
             day = self._date_only(text)
             if day is not None:
@@ -350,10 +384,12 @@ class _Compiler:
 
     def _no_args(self, f: Function) -> None:
         if f.args:
-            raise self.err("query.function_arguments", f.pos, function=f.name, usage=f"{f.name}() は引数をとりません。")
+            raise self.err("query.function_arguments", f.pos, function=f.name,
+                           usage=f"{f.name}() は引数をとりません。", usage_en=f"{f.name}() takes no arguments.")
 
     def _bad_args(self, f: Function):
-        return self.err("query.function_arguments", f.pos, function=f.name, usage=_USAGE.get(f.name, ""))
+        ja, en = _USAGE.get(f.name, ("", ""))
+        return self.err("query.function_arguments", f.pos, function=f.name, usage=ja, usage_en=en)
 
     def _date_function_days(self, f: Function, today: date) -> tuple[date, date]:
         name, args = f.name, f.args
@@ -405,8 +441,6 @@ class _Compiler:
             raise self._bad_args(f) from None
 
     def _zone(self):
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
         try:
             return ZoneInfo(self.ctx.timezone or "UTC")
         except (ZoneInfoNotFoundError, ValueError, TypeError):
@@ -425,20 +459,28 @@ class _Compiler:
         if isinstance(o, _LocalDays):
             end = o.last + timedelta(days=1)
             if t.temporal == "datetime":
-                zone = self._zone()
-                to_utc = lambda d: datetime.combine(d, time(), tzinfo=zone).astimezone(timezone.utc).replace(tzinfo=None)  # noqa: E731
-                return _Range(to_utc(o.first), to_utc(end))
+                return _Range(self._local_midnight_utc(o.first), self._local_midnight_utc(end))
             return _Range(o.first, end)
         return o
 
+    def _local_midnight_utc(self, d: date) -> datetime:
+        """The start of local day ``d`` as a naive UTC datetime (how date-times are stored)."""
+        local = datetime.combine(d, time(), tzinfo=self._zone())
+        return local.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def _blank(self, col) -> ColumnElement:
+        """Text that is only spaces, tabs and line breaks (kintone counts it as empty)."""
+        trim = func.btrim if self.pg else func.trim
+        return trim(col, BLANKS) == ""
+
     def is_empty(self, col) -> ColumnElement:
         if self._is_text(col):
-            return or_(col.is_(None), col == "")
+            return or_(col.is_(None), self._blank(col))
         return col.is_(None)
 
     def is_not_empty(self, col) -> ColumnElement:
         if self._is_text(col):
-            return and_(col.is_not(None), col != "")
+            return and_(col.is_not(None), not_(self._blank(col)))
         return col.is_not(None)
 
     def _positive(self, t: _Target, col, op: str, operands: list) -> ColumnElement:
@@ -459,7 +501,7 @@ class _Compiler:
                     points.append(o.value)
             if points:
                 parts.append(col == points[0] if len(points) == 1 else col.in_(points))
-            return or_(*parts) if len(parts) > 1 else (parts[0] if parts else false())
+            return _balanced(or_, parts) if parts else false()
         o = self._resolve(t, operands[0])
         if o is NOTHING:
             return false()
@@ -567,7 +609,7 @@ class _Compiler:
         if values:
             if self.pg and key is None:
                 # ?| is index-assisted with a GIN index; coalesce keeps NOT well-defined on NULL.
-                has = type_coerce(col, JSONB).op("?|")(literal(values, ARRAY(Text)))
+                has = type_coerce(col, JSONB).bool_op("?|")(literal(values, ARRAY(Text)))
                 parts.append(func.coalesce(has, false()))
             else:
                 el = self._elements(col)
@@ -606,6 +648,21 @@ class _LocalDays:
 
     first: date
     last: date
+
+
+def _balanced(combine, items: list):
+    """and_/or_ over many items as a shallow tree of parenthesised groups.
+
+    SQLAlchemy flattens nested and_/or_ (even inside Grouping), and SQLite refuses expressions nested more than 1000
+    deep (a flat chain of 1000 ORs is that deep), so long chains are grouped explicitly.
+    """
+    while len(items) > _GROUP:
+        items = [type_coerce(combine(*items[i:i + _GROUP]), Boolean).self_group()
+                 for i in range(0, len(items), _GROUP)]
+    return combine(*items) if len(items) > 1 else items[0]
+
+
+_GROUP = 32
 
 
 def _pg_array_or_empty(jcol):

@@ -191,11 +191,24 @@ def parse_query(text: str | None) -> Query:
                           position=1, line=1, column=1)
     if len(text) > MAX_QUERY_LENGTH:
         raise query_error("query.too_long", max=MAX_QUERY_LENGTH)
-    return _parse_cached(text)
+    bad = _UNSTORABLE.search(text)
+    if bad:  # NUL and lone surrogates cannot be sent to the database (PostgreSQL refuses them)
+        raise query_error("query.unexpected_character", near=_visible(bad.group()), **_where(text, bad.start()))
+    if len(text) <= _CACHE_MAX_TEXT:
+        return _parse_cached(text)
+    return _parse(text)
 
 
-@functools.lru_cache(maxsize=512)
+_CACHE_MAX_TEXT = 2000
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+@functools.lru_cache(maxsize=1024)
 def _parse_cached(text: str) -> Query:
+    return _parse(text)
+
+
+def _parse(text: str) -> Query:
     try:
         tree = _lark().parse(text)
     except UnexpectedCharacters as e:
