@@ -468,16 +468,16 @@ def test_default_order_is_newest_first(db):
 
 
 @pytest.mark.parametrize("text,expected", [
-    ("order by 年齢 asc", [5, 4, 3, 1, 6, 2]),       # empty values last
-    ("order by 年齢", [5, 4, 3, 1, 6, 2]),
-    ("order by 年齢 desc", [6, 1, 3, 4, 5, 2]),      # empty values last here too
-    ("order by 区分 asc, 年齢 desc", [1, 5, 6, 3, 4, 2]),
-    ("order by 区分 asc", [5, 1, 6, 3, 4, 2]),       # ties: newest first
+    ("order by 年齢 asc", [2, 5, 4, 3, 1, 6]),       # empty is the smallest value
+    ("order by 年齢", [2, 5, 4, 3, 1, 6]),
+    ("order by 年齢 desc", [6, 1, 3, 4, 5, 2]),      # so it comes last in desc
+    ("order by 区分 asc, 年齢 desc", [2, 1, 5, 6, 3, 4]),
+    ("order by 区分 asc", [2, 1, 5, 3, 6, 4]),       # ties follow the last key's direction
     ("order by $id asc", [1, 2, 3, 4, 5, 6]),
     ("order by レコード番号 desc", [6, 5, 4, 3, 2, 1]),
     ("order by 作成日時 desc", [3, 2, 5, 1, 6, 4]),
-    ("order by 誕生日 asc limit 2", [4, 3]),
-    ("order by 誕生日 asc limit 2 offset 2", [1, 5]),
+    ("order by 誕生日 asc limit 2", [2, 4]),
+    ("order by 誕生日 asc limit 2 offset 2", [3, 1]),
     ("order by 時刻 desc", [3, 6, 1, 5, 4, 2]),
     ('年齢 >= 0 order by 受付日時 desc limit 10', [6, 4, 3, 1]),
     ("limit 1 offset 100", []),

@@ -412,6 +412,12 @@ def _convert(err) -> list[Detail]:
 # Layer 2: semantic checks
 
 
+def _type(fdef: dict) -> str | None:
+    """The field's type name, or None when it is not a string (malformed input)."""
+    t = fdef.get("type")
+    return t if isinstance(t, str) else None
+
+
 class _Index:
     """What the semantic checks need to know about the fields of a definition."""
 
@@ -427,8 +433,8 @@ class _Index:
                 continue
             if parent is None:
                 self.top.setdefault(code, fdef)
-                if fdef.get("type") in SYSTEM_TYPES:
-                    listed_system.add(fdef.get("type"))
+                if _type(fdef) in SYSTEM_TYPES:
+                    listed_system.add(_type(fdef))
             else:
                 self.inner.setdefault(code, (parent, fdef))
                 self.table_inner.setdefault(parent, set()).add(code)
@@ -437,20 +443,13 @@ class _Index:
 
     def type_of(self, code: str) -> str | None:
         if code in self.top:
-            return self.top[code].get("type")
+            return _type(self.top[code])
         if code in self.inner:
-            return self.inner[code][1].get("type")
+            return _type(self.inner[code][1])
         return self.implicit.get(code)
 
     def exists(self, code: str) -> bool:
         return code in self.top or code in self.inner or code in self.implicit
-
-    def fdef(self, code: str) -> dict:
-        if code in self.top:
-            return self.top[code]
-        if code in self.inner:
-            return self.inner[code][1]
-        return {"code": code, "type": self.implicit.get(code)}
 
 
 def semantic_details(definition: Any, clean: Callable[[str], bool] = lambda path: True) -> list[Detail]:
@@ -474,7 +473,7 @@ def _check_fields(index: _Index, clean: Callable[[str], bool]) -> list[Detail]:
     ids: dict[int, str] = {}
     system_seen: dict[str, str] = {}
     for path, fdef, parent in index.entries:
-        code, ftype_name = fdef.get("code"), fdef.get("type")
+        code, ftype_name = fdef.get("code"), _type(fdef)
         # codes unique across the app, tables included; not the code of an implicit system field
         if isinstance(code, str):
             if code in codes:

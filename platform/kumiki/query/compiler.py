@@ -624,6 +624,7 @@ class _Compiler:
 
     # ----- order by -----
     def order_by(self, items: Iterable[OrderItem]) -> list:
+        items = list(items)
         out = []
         has_id = False
         for item in items:
@@ -635,10 +636,14 @@ class _Compiler:
                 raise self.err_field("query.not_sortable", t, item.pos)
             col = t.column
             has_id = has_id or col is self.table.c.id
-            # Empty values last in both directions, on SQLite and PostgreSQL alike.
-            out.append(col.desc().nulls_last() if item.desc else col.asc().nulls_last())
+            # Empty is the smallest value on both databases (SQLite's own rule; PostgreSQL's indexes
+            # are built NULLS FIRST to match), so one index scan serves either direction.
+            out.append(col.desc().nulls_last() if item.desc else col.asc().nulls_first())
         if not has_id:
-            out.append(self.table.c.id.desc())
+            # Tie-break in the direction of the last key: an index on (col) ends with the row id,
+            # so the whole ORDER BY comes from one index scan.
+            last_desc = items[-1].desc if items else True
+            out.append(self.table.c.id.desc() if last_desc else self.table.c.id.asc())
         return out
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
-from sqlalchemy import Column, Index, MetaData, Table, func, select
+from sqlalchemy import Column, MetaData, Table, func, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.types import TypeEngine
 
@@ -28,9 +28,7 @@ def create_record_table(conn: Connection, table: str, columns: list[tuple[str, T
     # AUTOINCREMENT: record numbers are never reused after a delete (history keeps the old ones).
     t = Table(table, md, *system_columns(), *(Column(n, ty) for n, ty, _ in columns), sqlite_autoincrement=True)
     t.create(conn)
-    for name, _ty, indexed in columns:
-        if indexed:
-            Index(index_name(table, name), t.c[name]).create(conn)
+    _create_indexes(conn, table, [n for n, _ty, indexed in columns if indexed])
 
 
 def create_child_table(conn: Connection, table: str, parent: str,
@@ -40,16 +38,27 @@ def create_child_table(conn: Connection, table: str, parent: str,
     t = Table(table, md, *subtable_system_columns(parent), *(Column(n, ty) for n, ty, _ in columns),
               sqlite_autoincrement=True)
     t.create(conn)
-    for name, _ty, indexed in columns:
-        if indexed:
-            Index(index_name(table, name), t.c[name]).create(conn)
+    _create_indexes(conn, table, [n for n, _ty, indexed in columns if indexed])
+
+
+def _create_indexes(conn: Connection, table: str, names: list[str]) -> None:
+    ops = operations(conn)
+    for name in names:
+        ops.create_index(index_name(table, name), table, [_sortable(conn, name)])
+
+
+def _sortable(conn: Connection, column: str):
+    """Index expression whose order matches the query compiler's (empty = smallest value)."""
+    if conn.dialect.name == "postgresql":
+        return text(f'"{column}" NULLS FIRST')
+    return column
 
 
 def add_column(conn: Connection, table: str, name: str, type_: TypeEngine, indexed: bool) -> None:
     ops = operations(conn)
     ops.add_column(table, Column(name, type_, nullable=True))
     if indexed:
-        ops.create_index(index_name(table, name), table, [name])
+        ops.create_index(index_name(table, name), table, [_sortable(conn, name)])
 
 
 def duplicate_values(conn: Connection, table: str, column: str, limit: int = 10) -> list:
