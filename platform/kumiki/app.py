@@ -31,6 +31,8 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
     from kumiki.api import init_api
     init_api(app)
     _init_optional(app)
+    from kumiki import web
+    web.init_app(app)
     return app
 
 

@@ -327,6 +327,31 @@ def init(state: CliState, admin_code: str, admin_name: str, demo: bool, catalog_
     initialise(state, admin_code=admin_code, admin_name=admin_name, demo=demo, catalog_dir=catalog_dir)
 
 
+def _start_worker_process(config: Config, lang: str):
+    """The embedded setup runs one job worker beside the web server, stopped when serve exits."""
+    import atexit
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, KUMIKI_INSTANCE_DIR=str(config.instance_dir),
+               KUMIKI_DATABASE_URL=config.database_url, KUMIKI_SECRET_KEY=config.secret_key)
+    if config.redis_url:
+        env["KUMIKI_REDIS_URL"] = config.redis_url
+    proc = subprocess.Popen([sys.executable, "-m", "kumiki.cli", "--lang", lang, "worker"], env=env)
+
+    def _stop() -> None:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    atexit.register(_stop)
+    return proc
+
+
 def _build_gunicorn_application(config: Config, options: dict):
     """A gunicorn application in-process; each worker builds its app with ``kumiki.app:create_app``."""
     from gunicorn.app.base import BaseApplication
@@ -365,13 +390,19 @@ def _public_url(host: str, port: int) -> str:
               help="gunicorn のワーカー数 / number of gunicorn workers")
 @click.option("--dev", is_flag=True,
               help="Flask の開発用サーバーで起動します（自動再読み込み） / run the Flask development server")
+@click.option("--demo", is_flag=True,
+              help="デモアプリも作成して公開します / also import and deploy the demo apps")
+@click.option("--worker/--no-worker", default=True, show_default=True,
+              help="バックグラウンド処理のワーカーも起動します / also run a background job worker")
 @pass_state
-def serve(state: CliState, host: str, port: int, workers: int, dev: bool) -> None:
+def serve(state: CliState, host: str, port: int, workers: int, dev: bool, demo: bool, worker: bool) -> None:
     """Webサーバーを起動します / run the web server."""
     config = state.get_config()
-    if not has_users(state):
-        initialise(state)
+    if demo or not has_users(state):
+        initialise(state, demo=demo)
     state.close()   # the server processes open their own connections
+    if worker:
+        _start_worker_process(config, state.lang)
     bind_host = f"[{host}]" if ":" in host else host
     state.say("cli.serving", url=_public_url(host, port))
     if dev:

@@ -10,7 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Sequence
 
@@ -23,6 +23,7 @@ from kumiki.errors import Conflict, Detail, FieldValueError, KumikiError, NotFou
 from kumiki.fields.base import Context
 from kumiki.model import StoredFile, User
 from kumiki.model._common import utcnow
+from kumiki.plugins import RecordEvent
 from kumiki.query import compile_query
 from kumiki.storage import records as store
 from kumiki.storage.registry import load_schema
@@ -60,15 +61,6 @@ i18n.register({
     "file.unknown": ("添付ファイル（{key}）が見つかりません。先にアップロードしてください。",
                      "File {key} was not found; upload it first."),
 })
-
-
-@dataclass
-class RecordEvent:
-    app_id: int
-    action: str                 # create / update / delete
-    record_ids: list[int]
-    user_code: str | None
-    revisions: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -159,7 +151,7 @@ class RecordService:
                     size: int = MAX_CURSOR_SIZE) -> dict:
         schema = self.schema(app_id)
         cq = compile_query(query, schema, self._context(is_create=False), self._conn.dialect.name)
-        if cq.limit is not None or cq.offset is not None or _has_order_by(query):
+        if cq.limit is not None or cq.offset is not None or cq.query.order_by:
             raise ValidationError([Detail("query", "cursor.no_limit")])
         if not (1 <= int(size) <= MAX_CURSOR_SIZE):
             raise ValidationError([Detail("size", "record.bad_limit", {"max": MAX_CURSOR_SIZE})])
@@ -169,8 +161,10 @@ class RecordService:
                  "u": self.user_code, "e": (utcnow() + timedelta(minutes=30)).isoformat()}
         return {"id": self._sign(state), "totalCount": total}
 
-    def cursor_next(self, cursor_id: str) -> dict:
+    def cursor_next(self, cursor_id: str, app_id: int | None = None) -> dict:
         state = self._unsign(cursor_id)
+        if app_id is not None and state["a"] != app_id:
+            raise ValidationError([Detail("cursor", "cursor.invalid")])
         app_id = state["a"]
         schema = self.schema(app_id)
         cq = compile_query(state["q"] or None, schema, self._context(is_create=False), self._conn.dialect.name)
@@ -673,14 +667,6 @@ def _unwrap(raw: Any) -> Any:
     if isinstance(raw, dict) and "value" in raw and set(raw) <= {"value", "type"}:
         return raw["value"]
     return raw
-
-
-def _has_order_by(query: str | None) -> bool:
-    from kumiki.query import parse_query
-    if not query:
-        return False
-    ast = parse_query(query)
-    return bool(getattr(ast, "order_by", None))
 
 
 def _iso(dt) -> str | None:

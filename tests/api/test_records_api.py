@@ -228,3 +228,20 @@ def test_non_admin_cannot_define_apps(app):
     _u, token = make_user(app, "clerk", is_admin=False)
     api = ApiClient(app, token)
     assert api.post("/api/v1/apps", json=CASE_APP).status_code == 403
+
+
+def test_root_page_and_unknown_api_path(app):
+    client = app.test_client()
+    page = client.get("/")
+    assert page.status_code == 200 and "kumiki" in page.get_data(as_text=True)
+    resp = client.get("/api/v1/nope", headers={"Accept-Language": "ja"})
+    assert resp.status_code in (401, 404) and resp.json["code"] in ("UNAUTHORIZED", "NOT_FOUND")
+
+
+def test_cursor_refuses_order_by_and_other_apps(case_app):
+    api, app_id = case_app
+    resp = api.post(f"/api/v1/apps/{app_id}/cursors", json={"query": "order by 年齢 asc"})
+    assert resp.status_code == 400
+    cid = api.post(f"/api/v1/apps/{app_id}/cursors", json={}).json["id"]
+    other = api.post("/api/v1/apps?deploy=true", json={**CASE_APP, "code": "other"}).json["id"]
+    assert api.get(f"/api/v1/apps/{other}/cursors/next", query_string={"id": cid}).status_code == 400

@@ -255,10 +255,12 @@ def test_app_list_empty(cli):
 def test_serve_builds_gunicorn_with_options_and_initialises(cli, config, monkeypatch):
     from gunicorn.app.base import BaseApplication
 
-    ran = []
+    ran, workers = [], []
     monkeypatch.setattr(BaseApplication, "run", lambda self: ran.append(self))
+    monkeypatch.setattr("kumiki.cli._start_worker_process", lambda cfg, lang: workers.append(cfg))
     result = cli("serve", "--host", "0.0.0.0", "--port", "8123", "--workers", "3")
     assert result.exit_code == 0, result.output
+    assert workers == [config]           # the embedded setup runs a job worker beside the server
     assert "http://localhost:8123/" in result.output
     assert "初期管理者 admin のワンタイムパスワード" in result.output   # fresh instance → init first
     [server] = ran
@@ -271,8 +273,9 @@ def test_serve_builds_gunicorn_with_options_and_initialises(cli, config, monkeyp
     assert server.load() == "wsgi-app"
     assert built == [config]
 
-    again = cli("serve")
+    again = cli("serve", "--no-worker")
     assert again.exit_code == 0
+    assert len(workers) == 1
     assert "ワンタイムパスワード" not in again.output
     assert ran[-1].cfg.bind == ["127.0.0.1:8000"] and ran[-1].cfg.workers == 2
 
@@ -289,6 +292,7 @@ def test_serve_dev_runs_flask_development_server(cli, config, monkeypatch):
         return FakeFlask()
 
     monkeypatch.setattr("kumiki.app.create_app", fake_create_app)
+    monkeypatch.setattr("kumiki.cli._start_worker_process", lambda cfg, lang: None)
     result = cli("serve", "--dev", "--port", "5001")
     assert result.exit_code == 0, result.output
     assert calls["config"] is config

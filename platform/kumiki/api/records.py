@@ -207,5 +207,4 @@ def open_cursor(body, app_id):
 @blp.arguments(CursorNextArgs, location="query")
 @blp.response(200, CursorPage)
 def cursor_next(args, app_id):
-    page = record_service().cursor_next(args["id"])
-    return page
+    return record_service().cursor_next(args["id"], app_id)
