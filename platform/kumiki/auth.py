@@ -104,7 +104,33 @@ def user_for_token(session: Session, secret: str) -> User | None:
     if user is None or not user.is_active:
         return None
     now = utcnow()
-    # Record use at most once a minute: a write on every request would serialise reads on SQLite.
+    # Record use at most once a minute, in its own short transaction: a write on every request
+    # would serialise reads on SQLite, and bookkeeping must never fail the request itself.
     if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
-        token.last_used_at = now
+        _touch_token(session, token.id, now)
     return user
+
+
+def _touch_token(session: Session, token_id: int, now) -> None:
+    from sqlalchemy import update
+    from sqlalchemy.exc import OperationalError
+
+    from kumiki.db import _WRITE_INTENT, write_intent
+    stmt = update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now)
+    if _WRITE_INTENT.get():
+        session.execute(stmt)  # already a write transaction: no second writer to wait for
+        return
+    engine = session.get_bind()
+    try:
+        with write_intent(), engine.connect() as conn:
+            raw = conn.connection.dbapi_connection if conn.dialect.name == "sqlite" else None
+            if raw is not None:
+                raw.execute("PRAGMA busy_timeout=50")  # never stall a read for bookkeeping
+            try:
+                with conn.begin():
+                    conn.execute(stmt)
+            finally:
+                if raw is not None:
+                    raw.execute("PRAGMA busy_timeout=30000")
+    except OperationalError:
+        pass  # busy: recorded next time

@@ -1,6 +1,9 @@
 """Engine creation and the platform's declarative base."""
 from __future__ import annotations
 
+import contextvars
+from contextlib import contextmanager
+
 from sqlalchemy import JSON, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
@@ -51,7 +54,26 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # pragma: no cover - trivial
-        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if _WRITE_INTENT.get() else "BEGIN")
+
+
+# SQLite cannot upgrade a read transaction to a write once another connection has committed in
+# between ("database is locked" at once, whatever the busy timeout). Work that will write declares
+# it up front so its transaction starts with BEGIN IMMEDIATE and waits for the lock instead.
+_WRITE_INTENT: contextvars.ContextVar[bool] = contextvars.ContextVar("kumiki_write_intent", default=False)
+
+
+def set_write_intent(value: bool = True) -> contextvars.Token:
+    return _WRITE_INTENT.set(value)
+
+
+@contextmanager
+def write_intent():
+    token = _WRITE_INTENT.set(True)
+    try:
+        yield
+    finally:
+        _WRITE_INTENT.reset(token)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker:

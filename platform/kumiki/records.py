@@ -7,6 +7,7 @@ the rows, subtable rows and history rows are written in one transaction; then pl
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -19,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kumiki import i18n
+from kumiki.db import write_intent
 from kumiki.errors import Conflict, Detail, FieldValueError, KumikiError, NotFound, ValidationError
 from kumiki.fields.base import Context
 from kumiki.model import StoredFile, User
@@ -61,6 +63,15 @@ i18n.register({
     "file.unknown": ("添付ファイル（{key}）が見つかりません。先にアップロードしてください。",
                      "File {key} was not found; upload it first."),
 })
+
+
+def _writes(method):
+    """Start the write's transaction as a writer (see kumiki.db.write_intent)."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with write_intent():
+            return method(self, *args, **kwargs)
+    return wrapper
 
 
 @dataclass
@@ -255,6 +266,7 @@ class RecordService:
     def create(self, app_id: int, values: dict) -> dict:
         return self.create_many(app_id, [values], path_prefix="record")[0]
 
+    @_writes
     def create_many(self, app_id: int, records: Sequence[dict], *, path_prefix: str = "records",
                     enforce_limit: bool = True) -> list[dict]:
         """Create records atomically: one bad record and nothing is written."""
@@ -303,6 +315,7 @@ class RecordService:
         return self.update_many(app_id, [{"id": record_id, "updateKey": update_key, "revision": revision,
                                           "record": values}], upsert=upsert, path_prefix="record")[0]
 
+    @_writes
     def update_many(self, app_id: int, items: Sequence[dict], *, upsert: bool = False,
                     path_prefix: str = "records", enforce_limit: bool = True) -> list[dict]:
         """Update (or with ``upsert`` create) records atomically.
@@ -400,6 +413,7 @@ class RecordService:
             self._emit(RecordEvent(app_id, "update", [u[0] for u in updated], self.user_code, [u[1] for u in updated]))
         return results  # type: ignore[return-value]
 
+    @_writes
     def delete_many(self, app_id: int, ids: Sequence[int], revisions: Sequence[int] | None = None,
                     *, enforce_limit: bool = True) -> int:
         schema = self.schema(app_id)

@@ -130,6 +130,9 @@ def install(app: Flask) -> None:
 
     @app.before_request
     def _before():
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            from kumiki.db import set_write_intent
+            g.write_intent_token = set_write_intent(True)
         if request.path.startswith("/api/"):
             _authenticate_request()
             endpoint = request.endpoint or ""
@@ -138,6 +141,10 @@ def install(app: Flask) -> None:
 
     @app.teardown_request
     def _teardown(exc):
+        token = g.pop("write_intent_token", None)
+        if token is not None:
+            from kumiki.db import _WRITE_INTENT
+            _WRITE_INTENT.reset(token)
         session = g.pop("db", None)
         if session is None:
             return

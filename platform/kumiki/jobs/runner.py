@@ -39,9 +39,9 @@ class JobContext:
     """What a job callable gets as ``ctx``.
 
     ``session`` is the job's own database session. The runner commits it when the job returns
-    (together with the ``done`` status) and rolls it back when the job raises. ``progress()``
-    commits it too: a progress report is a checkpoint, so work done before it is kept even if the
-    job fails later (this keeps SQLite, which allows one writer, from blocking on itself).
+    (then records ``done``) and rolls it back when the job raises. ``progress()`` commits it too:
+    a progress report is a checkpoint, so work done before it is kept even if the job fails later
+    (a separate session for progress would make SQLite, which allows one writer, block on itself).
     """
 
     job_id: int
@@ -64,15 +64,25 @@ class JobContext:
             fraction = 0.0
         if math.isnan(fraction):
             fraction = 0.0
-        row = self.session.get(Job, self.job_id)
-        row.progress = min(1.0, max(0.0, fraction))
-        row.message = str(message or "")
-        self.session.commit()
+        _write_job(self.session, self.job_id, progress=min(1.0, max(0.0, fraction)),
+                   message=str(message or ""))
 
     def plugin_settings(self, name: str) -> dict | None:
         """The plugin's settings for this job's app (None when not enabled)."""
         from kumiki.plugins import plugin_settings
         return plugin_settings(self.session, self.app_id, name) if self.app_id is not None else None
+
+
+def _write_job(session: Session, job_id: int, **values) -> None:
+    """Commit what the session holds, then update the job row in a transaction of its own.
+
+    On SQLite a transaction that has read and then writes fails at once ("database is locked",
+    SQLITE_BUSY_SNAPSHOT) if another connection committed in between; a transaction whose first
+    statement is the write waits for the lock instead. So the bookkeeping write comes first.
+    """
+    session.commit()
+    session.execute(update(Job).where(Job.id == job_id).values(**values))
+    session.commit()
 
 
 def describe(exc: BaseException) -> str:
@@ -117,15 +127,15 @@ def run_job(job_id: int) -> str | None:
         row = session.get(Job, job_id)
         ctx = JobContext(job_id=job_id, kind=row.kind, session=session, app=flask_app,
                          user_id=row.created_by, app_id=row.app_id, params=dict(row.params or {}))
+        session.commit()              # the job starts with no open read transaction
         fn = registry_for(flask_app).get(row.kind)
         try:
             if fn is None:
                 raise UnknownJobKind(row.kind)
             result = _to_json(fn(ctx, **ctx.params))
-            row = session.get(Job, job_id)
-            row.status, row.result, row.progress = "done", result, 1.0
-            row.finished_at = utcnow()
-            session.commit()          # the job's own work and "done" together
+            # commits the job's own work, then records "done"
+            _write_job(session, job_id, status="done", result=result, progress=1.0,
+                       finished_at=utcnow())
         except BaseException as exc:
             session.rollback()
             if isinstance(exc, Exception):
@@ -140,14 +150,22 @@ def run_job(job_id: int) -> str | None:
         session.close()
 
 
-def _save_failure(flask_app: Flask, job_id: int, error: str, *, only_running: bool = False) -> None:
+def _save_failure(flask_app: Flask, job_id: int, error: str, *, only_running: bool = False,
+                  attempts: int = 3) -> None:
+    """Record a failure in a fresh session (the job's may be broken); retried so it is not lost."""
     st = flask_app.extensions["kumiki"]
-    with st.Session() as s:
-        row = s.get(Job, job_id)
-        if row is None or (only_running and row.status != "running"):
+    where = [Job.id == job_id] + ([Job.status == "running"] if only_running else [])
+    for attempt in range(attempts):
+        try:
+            with st.Session() as s:
+                s.execute(update(Job).where(*where)
+                          .values(status="failed", error=error, finished_at=utcnow()))
+                s.commit()
             return
-        row.status, row.error, row.finished_at = "failed", error, utcnow()
-        s.commit()
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+            log.warning("could not record the failure of job %s; retrying", job_id, exc_info=True)
 
 
 def mark_interrupted(job_id: int) -> None:
