@@ -31,6 +31,17 @@ def to_text(value: Any, expected: str = "文字列", expected_en: str = "text") 
     return str(value)
 
 
+def convert_single(ftype, fdef: dict, old_type, old_value: Any, ctx) -> Any:
+    """Retype into a single-valued field: the value (or a list's only element) must normalise."""
+    if old_type.is_empty(old_value):
+        return ""
+    value = single_element(old_value)
+    try:
+        return ftype.normalise(fdef, value, ctx)
+    except FieldValueError:
+        raise FieldValueError("field.cannot_convert", value=str(value)) from None
+
+
 def single_element(value: Any) -> Any:
     """For retyping a list value into a single-valued type: its only element (or "" when empty)."""
     if not isinstance(value, list):

@@ -11,7 +11,7 @@ from typing import Any
 from kumiki import i18n
 from kumiki.db import JSONType
 from kumiki.errors import Detail, FieldValueError
-from kumiki.fields._common import SELECT_OPS, mismatch, single_element, to_text
+from kumiki.fields._common import SELECT_OPS, convert_single, mismatch, single_element, to_text
 from kumiki.fields.base import MULTI, Context, FieldType
 
 
@@ -101,13 +101,7 @@ def query_literal(literal: str) -> str | None:
 
 def convert_one(ftype: FieldType, fdef: dict, old_type: FieldType, old_value: Any, ctx: Context) -> str:
     """Retype into a single-choice field: the value (or a list's only element) must be an option."""
-    if old_type.is_empty(old_value):
-        return ""
-    value = single_element(old_value)
-    try:
-        return ftype.normalise(fdef, value, ctx)
-    except FieldValueError:
-        raise FieldValueError("field.cannot_convert", value=str(value)) from None
+    return convert_single(ftype, fdef, old_type, old_value, ctx)
 
 
 class MultiChoice(FieldType):

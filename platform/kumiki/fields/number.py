@@ -5,7 +5,7 @@ from sqlalchemy import Numeric
 from kumiki.errors import Detail, FieldValueError
 from kumiki.fields import _number
 from kumiki.fields._common import (ORDERED_EMPTY_OPS, check_bool_props, check_default, check_display_props,
-                                   single_element)
+                                   convert_single)
 from kumiki.fields.base import Context, FieldType
 
 
@@ -37,13 +37,7 @@ class Number(FieldType):
         return _number.parse_decimal(literal)
 
     def convert_from(self, fdef, old_type, old_value, ctx):
-        if old_type.is_empty(old_value):
-            return ""
-        value = single_element(old_value)
-        try:
-            return self.normalise(fdef, value, ctx)
-        except FieldValueError:
-            raise FieldValueError("field.cannot_convert", value=str(value)) from None
+        return convert_single(self, fdef, old_type, old_value, ctx)
 
     def check_definition(self, fdef, path):
         out = check_display_props(fdef, path) + check_bool_props(fdef, path, ("digit", "unique"))
