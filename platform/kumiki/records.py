@@ -111,6 +111,37 @@ class RecordService:
                        user_exists=lambda code: self._user_name(code) is not None,
                        file_info=self._file_info)
 
+    USER_VALUED = ("USER_SELECT", "CREATOR", "MODIFIER", "STATUS_ASSIGNEE")
+
+    def _prefetch_user_names(self, fields: list[FieldDef], rows, children: dict) -> None:
+        """Load the names of every user on a page in one query (not one per user)."""
+        codes: set[str] = set()
+
+        def collect(raw):
+            if isinstance(raw, str):
+                codes.add(raw)
+            elif isinstance(raw, list):
+                codes.update(c for c in raw if isinstance(c, str))
+
+        for f in fields:
+            if f.type in self.USER_VALUED and f.column:
+                for row in rows:
+                    collect(row[f.column])
+            elif f.type == "SUBTABLE":
+                has_users = [i for i in f.props.get("fields", []) if i.get("type") == "USER_SELECT"]
+                if has_users:
+                    for crows in children[f.code].values():
+                        for crow in crows:
+                            for key, value in crow.items():
+                                if key.startswith("f_") and isinstance(value, list):
+                                    collect(value)
+        missing = [c for c in codes if c not in self._user_names]
+        for start in range(0, len(missing), 500):
+            chunk = missing[start:start + 500]
+            found = dict(self.session.execute(select(User.code, User.name).where(User.code.in_(chunk))).all())
+            for code in chunk:
+                self._user_names[code] = found.get(code)
+
     def _user_name(self, code: str) -> str | None:
         if code not in self._user_names:
             self._user_names[code] = self.session.scalar(select(User.name).where(User.code == code))
@@ -246,6 +277,7 @@ class RecordService:
                 for crow in store.select_child_rows(self._conn, schema, f.code, ids):
                     by_record.setdefault(crow["record_id"], []).append(crow)
                 children[f.code] = by_record
+        self._prefetch_user_names(fields, rows, children)
         out = []
         for row in rows:
             rec: dict[str, Any] = {"$id": row["id"], "$revision": row["revision"]}
