@@ -28,6 +28,7 @@ from kumiki.model._common import utcnow
 from kumiki.plugins import RecordEvent
 from kumiki.query import compile_query
 from kumiki.storage import records as store
+from kumiki.storage import stats
 from kumiki.storage.registry import load_schema
 from kumiki.storage.schema import AppSchema, FieldDef
 
@@ -339,6 +340,7 @@ class RecordService:
         except IntegrityError:
             self.session.rollback()
             raise ValidationError([Detail(path_prefix, "record.unique_race")]) from None
+        self._grew(schema, len(ids))
         self._emit(RecordEvent(app_id, "create", ids, self.user_code, [1] * len(ids)))
         return [{"id": rid, "revision": 1} for rid in ids]
 
@@ -440,6 +442,7 @@ class RecordService:
             self.session.rollback()
             raise ValidationError([Detail(path_prefix, "record.unique_race")]) from None
         if created_ids:
+            self._grew(schema, len(created_ids))
             self._emit(RecordEvent(app_id, "create", created_ids, self.user_code, [1] * len(created_ids)))
         if updated:
             self._emit(RecordEvent(app_id, "update", [u[0] for u in updated], self.user_code, [u[1] for u in updated]))
@@ -468,6 +471,7 @@ class RecordService:
                               self._merge_snapshot(schema, rows[rid], _Prepared({}, {}, {})), None, now)
             for rid in ids])
         self.session.commit()
+        self._grew(schema, len(ids))
         self._emit(RecordEvent(app_id, "delete", ids, self.user_code, [rows[r]["$revision"] + 1 for r in ids]))
         return len(ids)
 
@@ -691,6 +695,10 @@ class RecordService:
         return {"app_id": app_id, "record_id": record_id, "revision": revision, "action": action,
                 "user_id": self.user.id if self.user else None, "at": now,
                 "snapshot": snapshot, "diff": diff}
+
+    def _grew(self, schema: AppSchema, count: int) -> None:
+        stats.note_writes(self.session.get_bind(), [schema.table_name, *(t.name for t in schema.child_tables.values())],
+                          count)
 
     def _emit(self, event: RecordEvent) -> None:
         if self.on_change is not None:

@@ -116,7 +116,7 @@ def deploy(session: Session, app: App, user: User | None, *, timezone: str = "As
         raise ValidationError(errors)
 
     # 2. Tables and columns.
-    new_columns: dict[str, list] = {}      # table -> [(column, type, indexed)] for tables created now
+    new_columns: dict[str, list] = {}      # table -> [(column, type)] for tables created now
     pending_unique: list[tuple[str, AppField, dict]] = []
     if first_deploy:
         new_columns[table] = []
@@ -130,7 +130,6 @@ def deploy(session: Session, app: App, user: User | None, *, timezone: str = "As
         ftable = subtable_table_name(app.id, parent_id) if parent_id else table
         reg = registry.get(fid)
         col_type = ftype.column_type(fdef)
-        indexed = bool(col_type is not None and ftype.indexed and not ftype.stores_list)
         if reg is None:
             column = f"f_{fid}" if col_type is not None else None
             reg = AppField(app_id=app.id, field_id=fid, parent_field_id=parent_id, code=fdef["code"],
@@ -143,9 +142,9 @@ def deploy(session: Session, app: App, user: User | None, *, timezone: str = "As
                 new_columns[subtable_table_name(app.id, fid)] = []
             elif column:
                 if ftable in new_columns:
-                    new_columns[ftable].append((column, col_type, indexed))
+                    new_columns[ftable].append((column, col_type))
                 else:
-                    ddl.add_column(conn, ftable, column, col_type, indexed)
+                    ddl.add_column(conn, ftable, column, col_type)
         else:
             if reg.status != "active":
                 reg.status = "active"
@@ -181,6 +180,7 @@ def deploy(session: Session, app: App, user: User | None, *, timezone: str = "As
         report["unique_added"].append(fdef["code"])
     if errors:
         raise ValidationError(errors)
+    _sync_view_indexes(conn, definition, registry, report)
 
     version = AppVersion(app_id=app.id, version=new_version, definition=definition, report=report,
                          deployed_by=user.id if user else None, deployed_at=utcnow())
@@ -193,6 +193,42 @@ def deploy(session: Session, app: App, user: User | None, *, timezone: str = "As
     app.draft_revision += 1
     session.flush()
     return version
+
+
+def view_fields(definition: dict) -> set[str]:
+    """Codes of the fields any view filters or sorts on."""
+    from kumiki.query import parse_query, referenced_fields
+
+    codes: set[str] = set()
+    for view in definition.get("views", []):
+        for text in (view.get("filterCond"), ("order by " + view["sort"]) if view.get("sort") else None):
+            if text:
+                codes |= referenced_fields(parse_query(text))
+        if view.get("type") == "CALENDAR" and view.get("date"):
+            codes.add(view["date"])
+    return codes
+
+
+def _sync_view_indexes(conn, definition: dict, registry: dict, report: dict) -> None:
+    """Index exactly the columns that views filter or sort on (unique ones have their own index).
+
+    Every index costs each insert a B-tree update: on a million records, indexing every column
+    halved the bulk insert rate, while a query on a column no view uses is rare and still correct.
+    """
+    wanted = view_fields(definition)
+    report.setdefault("indexed", [])
+    report.setdefault("unindexed", [])
+    for reg in registry.values():
+        ftype = get_type(reg.type)
+        want = (reg.status == "active" and reg.code in wanted and reg.column_name is not None
+                and ftype.indexed and not ftype.stores_list and not reg.unique_index)
+        if want and not reg.index_name:
+            reg.index_name = ddl.create_index(conn, reg.table_name, reg.column_name)
+            report["indexed"].append(reg.code)
+        elif not want and reg.index_name:
+            ddl.drop_index(conn, reg.table_name, reg.index_name)
+            reg.index_name = None
+            report["unindexed"].append(reg.code)
 
 
 def _walk(definition: dict):
@@ -212,8 +248,10 @@ def _retype(conn, app_id: int, version: int, reg: AppField, fdef: dict, path: st
         raise ValidationError([Detail(f"{path}.type", "deploy.cannot_retype",
                                       {"old": reg.type, "new": fdef["type"]})])
     new_column = f"f_{reg.field_id}_v{version}"
-    indexed = bool(new_type.indexed and not new_type.stores_list)
-    ddl.add_column(conn, reg.table_name, new_column, new_col_type, indexed)
+    ddl.add_column(conn, reg.table_name, new_column, new_col_type)
+    if reg.index_name:
+        ddl.drop_index(conn, reg.table_name, reg.index_name)  # the sync re-creates it on the new column
+        reg.index_name = None
     md = MetaData()
     old_fdef = {"code": reg.code, "type": reg.type}
     t = Table(reg.table_name, md,

@@ -61,3 +61,5 @@ class AppField(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")
     backup_columns: Mapped[list] = mapped_column(JSONType, default=list)
     unique_index: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # Plain index, kept while a view filters or sorts on the field (see docs/decisions/0007).
+    index_name: Mapped[str | None] = mapped_column(String(128), nullable=True)

@@ -5,8 +5,8 @@
     stmt = select(schema.table).where(cq.where).order_by(*cq.order_by).limit(cq.limit).offset(cq.offset)
 """
 from kumiki.query.parser import (And, Condition, Function, Literal, Or, OrderItem, Query, parse_query,
-                                 to_text)
+                                 referenced_fields, to_text)
 from kumiki.query.compiler import CompiledQuery, compile_query
 
 __all__ = ["compile_query", "CompiledQuery", "parse_query", "to_text", "Query", "Condition", "And", "Or",
-           "Literal", "Function", "OrderItem"]
+           "Literal", "Function", "OrderItem", "referenced_fields"]

@@ -375,3 +375,16 @@ def to_text(q: Query | Expr) -> str:
     if q.offset is not None:
         parts.append(f"offset {q.offset}")
     return " ".join(parts)
+
+
+def referenced_fields(query: Query) -> set[str]:
+    """Field codes a query filters or sorts on (used to decide which columns get an index)."""
+    codes: set[str] = {item.field for item in query.order_by}
+    stack = [query.where] if query.where is not None else []
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Condition):
+            codes.add(node.field)
+        else:
+            stack.extend(node.items)
+    return codes

@@ -22,29 +22,26 @@ def index_name(table: str, column: str, unique: bool = False) -> str:
     return f"{'ux' if unique else 'ix'}_{table}_{column}"
 
 
-def create_record_table(conn: Connection, table: str, columns: list[tuple[str, TypeEngine, bool]]) -> None:
-    """Create the record table with system columns plus (name, type, indexed) data columns."""
+def create_record_table(conn: Connection, table: str, columns: list[tuple[str, TypeEngine]]) -> None:
+    """Create the record table with system columns plus (name, type) data columns."""
     md = MetaData()
     # AUTOINCREMENT: record numbers are never reused after a delete (history keeps the old ones).
-    t = Table(table, md, *system_columns(), *(Column(n, ty) for n, ty, _ in columns), sqlite_autoincrement=True)
+    t = Table(table, md, *system_columns(), *(Column(n, ty) for n, ty in columns), sqlite_autoincrement=True)
     t.create(conn)
-    _create_indexes(conn, table, [n for n, _ty, indexed in columns if indexed])
 
 
-def create_child_table(conn: Connection, table: str, parent: str,
-                       columns: list[tuple[str, TypeEngine, bool]]) -> None:
+def create_child_table(conn: Connection, table: str, parent: str, columns: list[tuple[str, TypeEngine]]) -> None:
     md = MetaData()
     Table(parent, md, Column("id", _int()))  # FK target placeholder for metadata resolution
-    t = Table(table, md, *subtable_system_columns(parent), *(Column(n, ty) for n, ty, _ in columns),
+    t = Table(table, md, *subtable_system_columns(parent), *(Column(n, ty) for n, ty in columns),
               sqlite_autoincrement=True)
     t.create(conn)
-    _create_indexes(conn, table, [n for n, _ty, indexed in columns if indexed])
 
 
-def _create_indexes(conn: Connection, table: str, names: list[str]) -> None:
-    ops = operations(conn)
-    for name in names:
-        ops.create_index(index_name(table, name), table, [_sortable(conn, name)])
+def create_index(conn: Connection, table: str, column: str) -> str:
+    name = index_name(table, column)
+    operations(conn).create_index(name, table, [_sortable(conn, column)])
+    return name
 
 
 def _sortable(conn: Connection, column: str):
@@ -54,11 +51,8 @@ def _sortable(conn: Connection, column: str):
     return column
 
 
-def add_column(conn: Connection, table: str, name: str, type_: TypeEngine, indexed: bool) -> None:
-    ops = operations(conn)
-    ops.add_column(table, Column(name, type_, nullable=True))
-    if indexed:
-        ops.create_index(index_name(table, name), table, [_sortable(conn, name)])
+def add_column(conn: Connection, table: str, name: str, type_: TypeEngine) -> None:
+    operations(conn).add_column(table, Column(name, type_, nullable=True))
 
 
 def duplicate_values(conn: Connection, table: str, column: str, limit: int = 10) -> list:

@@ -41,7 +41,7 @@ def system_columns() -> list[Column]:
         Column("revision", Integer, nullable=False, default=1),
         Column("created_by", String(128), nullable=True, index=True),
         Column("created_at", DateTime, nullable=False, index=True),
-        Column("updated_by", String(128), nullable=True, index=True),
+        Column("updated_by", String(128), nullable=True),
         Column("updated_at", DateTime, nullable=False, index=True),
         Column("status", String(128), nullable=True, index=True),
         Column("assignees", JSONType, nullable=True),
