@@ -245,3 +245,19 @@ def test_cursor_refuses_order_by_and_other_apps(case_app):
     cid = api.post(f"/api/v1/apps/{app_id}/cursors", json={}).json["id"]
     other = api.post("/api/v1/apps?deploy=true", json={**CASE_APP, "code": "other"}).json["id"]
     assert api.get(f"/api/v1/apps/{other}/cursors/next", query_string={"id": cid}).status_code == 400
+
+
+def test_change_one_time_password(app):
+    make_user(app, "clerk", is_admin=False, password="password-1234")
+    client = app.test_client()
+    client.post("/api/v1/auth/login", json={"login": "clerk", "password": "password-1234"})
+    resp = client.post("/api/v1/me/password", json={"current": "wrong", "new": "another-password-1"})
+    assert resp.status_code == 400
+    resp = client.post("/api/v1/me/password", json={"current": "password-1234", "new": "short"})
+    assert resp.status_code == 400 and "10文字以上" in resp.json["errors"]["new"][0]
+    resp = client.post("/api/v1/me/password", json={"current": "password-1234", "new": "another-password-1"})
+    assert resp.status_code == 204
+    client.post("/api/v1/auth/logout")
+    assert client.post("/api/v1/auth/login", json={"login": "clerk", "password": "password-1234"}).status_code == 401
+    ok = client.post("/api/v1/auth/login", json={"login": "clerk", "password": "another-password-1"})
+    assert ok.status_code == 200 and ok.json["must_change_password"] is False

@@ -1,7 +1,6 @@
 """Login, logout, the current user, personal API tokens and (admin) user management."""
 from __future__ import annotations
 
-from flask import g
 from flask_login import login_user, logout_user
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
@@ -30,6 +29,7 @@ class UserOut(Schema):
     is_admin = fields.Boolean()
     is_active = fields.Boolean()
     locale = fields.String()
+    must_change_password = fields.Boolean(metadata={"description": "true until the one-time password is changed"})
 
 
 class UserIn(Schema):
@@ -38,6 +38,11 @@ class UserIn(Schema):
     email = fields.String(allow_none=True)
     password = fields.String(required=True)
     is_admin = fields.Boolean(load_default=False)
+
+
+class PasswordIn(Schema):
+    current = fields.String(required=True)
+    new = fields.String(required=True)
 
 
 class TokenIn(Schema):
@@ -81,6 +86,22 @@ def logout():
 @blp.response(200, UserOut)
 def me():
     return actor()
+
+
+@blp.route("/me/password", methods=["POST"])
+@blp.arguments(PasswordIn)
+@blp.response(204)
+def change_password(body):
+    session = db()
+    user = actor()
+    if not identity.verify_password(user, body["current"]):
+        raise ValidationError([Detail("current", "auth.bad_credentials")])
+    identity.check_password_policy(body["new"], "new")
+    user = session.merge(user)
+    user.password_hash = identity.hash_password(body["new"])
+    user.must_change_password = False
+    session.commit()
+    return None
 
 
 @blp.route("/me/tokens")
