@@ -136,6 +136,37 @@ class RecordService:
                             for key, value in crow.items():
                                 if key.startswith("f_") and isinstance(value, list):
                                     collect(value)
+        self._load_user_names(codes)
+
+    def _prefetch_input_users(self, schema: AppSchema, records: Sequence) -> None:
+        """Check every user a bulk write names with one query (not one query per user)."""
+        user_fields = [f for f in schema.fields.values() if f.type == "USER_SELECT"]
+        if not user_fields:
+            return
+        codes: set[str] = set()
+
+        def collect(value):
+            value = _unwrap(value)
+            if isinstance(value, list):
+                for v in value:
+                    v = v.get("code") if isinstance(v, dict) else v
+                    if isinstance(v, str):
+                        codes.add(v)
+
+        for values in records:
+            if not isinstance(values, dict):
+                continue
+            for f in user_fields:
+                if f.parent_code is None:
+                    collect(values.get(f.code))
+                else:
+                    rows = _unwrap(values.get(f.parent_code))
+                    for row in rows if isinstance(rows, list) else []:
+                        if isinstance(row, dict) and isinstance(row.get("value"), dict):
+                            collect(row["value"].get(f.code))
+        self._load_user_names(codes)
+
+    def _load_user_names(self, codes: Iterable[str]) -> None:
         missing = [c for c in codes if c not in self._user_names]
         for start in range(0, len(missing), 500):
             chunk = missing[start:start + 500]
@@ -307,6 +338,7 @@ class RecordService:
         self._check_bulk(records, enforce_limit)
         now = utcnow()
         ctx = self._context(is_create=True, now=now)
+        self._prefetch_input_users(schema, records)
         prepared, errors = [], []
         for i, values in enumerate(records):
             prefix = path_prefix if path_prefix == "record" else f"{path_prefix}[{i}]"
@@ -361,6 +393,7 @@ class RecordService:
         now = utcnow()
         ctx_update = self._context(is_create=False, now=now)
         ctx_create = self._context(is_create=True, now=now)
+        self._prefetch_input_users(schema, [i.get("record") for i in items if isinstance(i, dict)])
         errors: list[Detail] = []
         plans = []  # (kind, item index, record_id | None, expected revision, existing snapshot, prepared)
         conn = self._conn

@@ -124,3 +124,17 @@ def test_draft_is_versioned_and_stale_draft_conflicts(admin_api):
     # records are refused until the app is deployed
     resp = admin_api.post(f"/api/v1/apps/{app['id']}/records", json={"record": {"氏名": "x"}})
     assert resp.status_code == 404 and "公開" in resp.json["message"]
+
+
+def test_empty_lists_are_sql_null_and_japanese_json_is_unescaped(admin_api):
+    api = admin_api
+    app_id = api.post("/api/v1/apps?deploy=true", json={"name": "x", "fields": [
+        {"code": "対応", "type": "CHECK_BOX", "label": "対応", "options": ["訪問", "電話"]}]}).json["id"]
+    url = f"/api/v1/apps/{app_id}/records"
+    api.post(url, json={"records": [{"対応": []}, {"対応": ["訪問"]}]})
+    engine = api.app.extensions["kumiki"].engine
+    col = api.get(f"/api/v1/apps/{app_id}").json["definition"]["fields"][0]["id"]
+    with engine.connect() as conn:
+        raw = conn.execute(text(f"SELECT f_{col} FROM app_{app_id} ORDER BY id")).scalars().all()
+    assert raw == [None, '["訪問"]']
+    assert len(api.get(url, query_string={"query": "対応 is empty"}).json["records"]) == 1
