@@ -164,6 +164,9 @@ class Bench:
                                       secret_key=self.secret_key)
         self.flask = create_app(self.config)
         self.ext = self.flask.extensions["kumiki"]
+        # As a long-running server process does (kumiki serve, kumiki.wsgi, kumiki worker).
+        from kumiki.app import freeze_startup_objects
+        freeze_startup_objects()
 
     def close(self) -> None:
         try:

@@ -368,8 +368,10 @@ def _build_gunicorn_application(config: Config, options: dict):
                     self.cfg.set(key.lower(), value)
 
         def load(self):
-            from kumiki.app import create_app
-            return create_app(self.config_obj)
+            from kumiki import app as factory
+            flask_app = factory.create_app(self.config_obj)
+            factory.freeze_startup_objects()
+            return flask_app
 
     return KumikiServer()
 

@@ -21,8 +21,9 @@ def worker_app(config: Config | None = None) -> Flask:
     global _app
     with _lock:
         if _app is None:
-            from kumiki.app import create_app
+            from kumiki.app import create_app, freeze_startup_objects
             _app = create_app(config)
+            freeze_startup_objects()
         return _app
 
 
