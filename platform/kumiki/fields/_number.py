@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import Decimal, InvalidOperation, localcontext
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 from kumiki import i18n
@@ -53,14 +53,17 @@ def parse_decimal(value: Any) -> Decimal | None:
     return _within_limits(d)
 
 
+# Enough precision for every allowed digit; passed explicitly (a localcontext() per value costs
+# more than the arithmetic on bulk writes).
+_CONTEXT = Context(prec=MAX_INT_DIGITS + MAX_FRAC_DIGITS + 10)
+
+
 def _within_limits(d: Decimal) -> Decimal:
     if d.is_zero():
         return Decimal(0)
     if d.adjusted() >= MAX_INT_DIGITS:
         raise FieldValueError("field.number_too_many_digits", int_digits=MAX_INT_DIGITS, frac_digits=MAX_FRAC_DIGITS)
-    with localcontext() as c:
-        c.prec = MAX_INT_DIGITS + MAX_FRAC_DIGITS + 10
-        d = d.normalize()
+    d = d.normalize(_CONTEXT)
     if -d.as_tuple().exponent > MAX_FRAC_DIGITS:
         raise FieldValueError("field.number_too_many_digits", int_digits=MAX_INT_DIGITS, frac_digits=MAX_FRAC_DIGITS)
     return d
@@ -70,9 +73,7 @@ def canonical(d: Decimal) -> str:
     """A decimal string without exponent or trailing zeros: "1234.5", "-3", "0"."""
     if d.is_zero():
         return "0"
-    with localcontext() as c:
-        c.prec = MAX_INT_DIGITS + MAX_FRAC_DIGITS + 10
-        return format(d.normalize(), "f")
+    return format(d.normalize(_CONTEXT), "f")
 
 
 def from_db(raw: Any) -> str:
@@ -85,7 +86,10 @@ def from_db(raw: Any) -> str:
 
 
 def check_range(fdef: dict, d: Decimal) -> None:
-    lo, hi = _prop_decimal(fdef.get("minValue")), _prop_decimal(fdef.get("maxValue"))
+    lo, hi = fdef.get("minValue"), fdef.get("maxValue")
+    if lo in (None, "") and hi in (None, ""):
+        return
+    lo, hi = _prop_decimal(lo), _prop_decimal(hi)
     if lo is not None and d < lo:
         raise FieldValueError("field.too_small", min=canonical(lo))
     if hi is not None and d > hi:
