@@ -566,5 +566,8 @@ def app_import(state: CliState, file: Path, do_deploy: bool) -> None:
         state.say("cli.app_deployed", app_id=app_id, version=version)
 
 
+# Command groups kept in their own modules register themselves on `main`.
+from kumiki import cli_audit, cli_directory  # noqa: E402,F401
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,1 @@
+"""`kumiki audit …` commands (filled in by issue 3)."""

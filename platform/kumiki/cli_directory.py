@@ -1,0 +1,1 @@
+"""`kumiki directory …` commands (filled in by issue 3)."""

@@ -1,0 +1,1 @@
+"""Placeholder: filled in by the audit work of issue 3."""
