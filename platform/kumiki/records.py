@@ -13,9 +13,9 @@ import hmac
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,11 +26,15 @@ from kumiki.fields.base import Context
 from kumiki.model import StoredFile, User
 from kumiki.model._common import utcnow
 from kumiki.plugins import RecordEvent
+from kumiki import access as access_rules
 from kumiki.query import compile_query
 from kumiki.storage import records as store
 from kumiki.storage import stats
 from kumiki.storage.registry import load_schema
 from kumiki.storage.schema import AppSchema, FieldDef
+
+if TYPE_CHECKING:
+    from kumiki.directory import Principal
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
@@ -87,9 +91,14 @@ class RecordService:
     def __init__(self, session: Session, user: User | None, *, timezone: str = "Asia/Tokyo",
                  locale: str = "ja", schema_cache: dict | None = None,
                  on_change: Callable[[RecordEvent], None] | None = None, secret_key: str = "",
-                 bulk_limit: int = 1000):
+                 bulk_limit: int = 1000, principal: "Principal | None" = None, actor_code: str | None = None):
+        """``user`` None with no ``principal`` is the system itself (jobs, migrations): unrestricted.
+        An app token passes its own restricted ``principal`` and an ``actor_code`` for 作成者/更新者."""
         self.session = session
         self.user = user
+        self._principal = principal
+        self._actor_code = actor_code
+        self._access_cache: dict[int, access_rules.Access] = {}
         self.timezone = timezone
         self.locale = locale
         self.schema_cache = schema_cache if schema_cache is not None else {}
@@ -101,7 +110,52 @@ class RecordService:
     # ------------------------------------------------------------------ context
     @property
     def user_code(self) -> str | None:
+        if self._actor_code is not None:
+            return self._actor_code
         return self.user.code if self.user is not None else None
+
+    @property
+    def principal(self) -> "Principal":
+        if self._principal is None:
+            from kumiki.directory import Principal, principal_of
+            if self.user is None:  # the system itself
+                self._principal = Principal(None, None, True, frozenset(), frozenset(), None, frozenset())
+            else:
+                self._principal = principal_of(self.session, self.user)
+        return self._principal
+
+    def access(self, app_id: int) -> access_rules.Access:
+        """What the acting user may do in the app (403 if they may not even see it)."""
+        if app_id not in self._access_cache:
+            self._access_cache[app_id] = access_rules.access_for(self.schema(app_id), self.principal)
+        return self._access_cache[app_id]
+
+    def _require(self, app_id: int, right: str) -> access_rules.Access:
+        acc = self.access(app_id)
+        access_rules.check(acc, right)
+        return acc
+
+    def _record_filter(self, schema: AppSchema, right: str):
+        return access_rules.record_filter(schema, self.access(schema.app_id), right,
+                                          self._context(is_create=False), self._conn.dialect.name)
+
+    def _visible_query(self, schema: AppSchema, query: str | None):
+        """Compile a user's query, refusing hidden fields (a filter on them would leak their values)."""
+        acc = self.access(schema.app_id)
+        cq = compile_query(query, schema, self._context(is_create=False), self._conn.dialect.name)
+        if not acc.unrestricted and cq.query is not None:
+            from kumiki.query import referenced_fields
+            hidden = sorted(c for c in referenced_fields(cq.query) if not acc.visible(c))
+            if hidden:
+                raise ValidationError([Detail("query", "access.field_hidden", {"code": c}) for c in hidden])
+        return cq
+
+    @staticmethod
+    def _and(*conds):
+        conds = [c for c in conds if c is not None]
+        if not conds:
+            return None
+        return conds[0] if len(conds) == 1 else and_(*conds)
 
     def schema(self, app_id: int) -> AppSchema:
         return load_schema(self.session, app_id, self.schema_cache)
@@ -194,8 +248,9 @@ class RecordService:
     # ------------------------------------------------------------------ reads
     def get(self, app_id: int, record_id: int) -> dict:
         schema = self.schema(app_id)
-        rows = store.select_rows(self._conn, schema, self._columns(schema, None),
-                                 schema.table.c.id == record_id, [], 1, None)
+        self._require(app_id, "view")
+        where = self._and(schema.table.c.id == record_id, self._record_filter(schema, "view"))
+        rows = store.select_rows(self._conn, schema, self._columns(schema, None), where, [], 1, None)
         if not rows:
             raise NotFound("record.not_found", record_id=record_id)
         return self._to_records(schema, rows, None)[0]
@@ -203,34 +258,37 @@ class RecordService:
     def list(self, app_id: int, query: str | None = None, fields: Sequence[str] | None = None,
              total_count: bool = False) -> dict:
         schema = self.schema(app_id)
-        ctx = self._context(is_create=False)
-        cq = compile_query(query, schema, ctx, self._conn.dialect.name)
+        self._require(app_id, "view")
+        cq = self._visible_query(schema, query)
+        where = self._and(cq.where, self._record_filter(schema, "view"))
         limit = DEFAULT_LIMIT if cq.limit is None else cq.limit
         if not (1 <= limit <= MAX_LIMIT):
             raise ValidationError([Detail("query", "record.bad_limit", {"max": MAX_LIMIT})])
         selected = self._check_field_list(schema, fields)
-        rows = store.select_rows(self._conn, schema, self._columns(schema, selected), cq.where,
+        rows = store.select_rows(self._conn, schema, self._columns(schema, selected), where,
                                  cq.order_by, limit, cq.offset)
         out: dict[str, Any] = {"records": self._to_records(schema, rows, selected)}
-        out["totalCount"] = store.count_rows(self._conn, schema, cq.where) if total_count else None
+        out["totalCount"] = store.count_rows(self._conn, schema, where) if total_count else None
         return out
 
     def count(self, app_id: int, query: str | None = None) -> int:
         schema = self.schema(app_id)
-        cq = compile_query(query, schema, self._context(is_create=False), self._conn.dialect.name)
-        return store.count_rows(self._conn, schema, cq.where)
+        self._require(app_id, "view")
+        cq = self._visible_query(schema, query)
+        return store.count_rows(self._conn, schema, self._and(cq.where, self._record_filter(schema, "view")))
 
     # Keyset cursor: a signed, stateless token (works across any number of web workers).
     def cursor_open(self, app_id: int, query: str | None = None, fields: Sequence[str] | None = None,
                     size: int = MAX_CURSOR_SIZE) -> dict:
         schema = self.schema(app_id)
-        cq = compile_query(query, schema, self._context(is_create=False), self._conn.dialect.name)
+        self._require(app_id, "view")
+        cq = self._visible_query(schema, query)
         if cq.limit is not None or cq.offset is not None or cq.query.order_by:
             raise ValidationError([Detail("query", "cursor.no_limit")])
         if not (1 <= int(size) <= MAX_CURSOR_SIZE):
             raise ValidationError([Detail("size", "record.bad_limit", {"max": MAX_CURSOR_SIZE})])
         selected = self._check_field_list(schema, fields)
-        total = store.count_rows(self._conn, schema, cq.where)
+        total = store.count_rows(self._conn, schema, self._and(cq.where, self._record_filter(schema, "view")))
         state = {"a": app_id, "q": query or "", "f": selected, "s": int(size), "l": 0,
                  "u": self.user_code, "e": (utcnow() + timedelta(minutes=30)).isoformat()}
         return {"id": self._sign(state), "totalCount": total}
@@ -241,10 +299,9 @@ class RecordService:
             raise ValidationError([Detail("cursor", "cursor.invalid")])
         app_id = state["a"]
         schema = self.schema(app_id)
-        cq = compile_query(state["q"] or None, schema, self._context(is_create=False), self._conn.dialect.name)
-        where = schema.table.c.id > state["l"]
-        if cq.where is not None:
-            where = where & cq.where
+        self._require(app_id, "view")
+        cq = self._visible_query(schema, state["q"] or None)
+        where = self._and(schema.table.c.id > state["l"], cq.where, self._record_filter(schema, "view"))
         rows = store.select_rows(self._conn, schema, self._columns(schema, state["f"]), where,
                                  [schema.table.c.id.asc()], state["s"] + 1, None)
         more = len(rows) > state["s"]
@@ -278,29 +335,35 @@ class RecordService:
     def _check_field_list(self, schema: AppSchema, fields: Sequence[str] | None) -> list[str] | None:
         if not fields:
             return None
+        acc = self.access(schema.app_id)
         errors = [Detail(f"fields[{i}]", "field.unknown", {"code": c}) for i, c in enumerate(fields)
-                  if c not in schema.fields and c not in ("$id", "$revision")]
+                  if (c not in schema.fields or not acc.visible(c)) and c not in ("$id", "$revision")]
         if errors:
             raise ValidationError(errors)
         return [c for c in fields if c in schema.fields]
 
-    def _columns(self, schema: AppSchema, selected: list[str] | None) -> list[str]:
+    def _columns(self, schema: AppSchema, selected: list[str] | None, masked: bool = True) -> list[str]:
         cols = ["id", "revision"]
-        for f in self._output_fields(schema, selected):
+        for f in self._output_fields(schema, selected, masked):
             if f.column and f.column not in cols:
                 cols.append(f.column)
         return cols
 
-    def _output_fields(self, schema: AppSchema, selected: list[str] | None) -> list[FieldDef]:
+    def _output_fields(self, schema: AppSchema, selected: list[str] | None, masked: bool = True) -> list[FieldDef]:
+        """The fields a read returns; ``masked`` drops those the user may not see (internal reads
+        for history snapshots and merges are unmasked and never leave RecordService)."""
+        acc = self.access(schema.app_id)
         fields = schema.top_level_fields()
+        if masked and not acc.unrestricted:
+            fields = [f for f in fields if acc.visible(f.code)]
         if selected is not None:
             wanted = set(selected)
             fields = [f for f in fields if f.code in wanted]
         return fields
 
-    def _to_records(self, schema: AppSchema, rows, selected: list[str] | None) -> list[dict]:
+    def _to_records(self, schema: AppSchema, rows, selected: list[str] | None, masked: bool = True) -> list[dict]:
         ctx = self._context(is_create=False)
-        fields = self._output_fields(schema, selected)
+        fields = self._output_fields(schema, selected, masked)
         ids = [r["id"] for r in rows]
         children: dict[str, dict[int, list]] = {}
         for f in fields:
@@ -315,16 +378,18 @@ class RecordService:
             rec: dict[str, Any] = {"$id": row["id"], "$revision": row["revision"]}
             for f in fields:
                 if f.type == "SUBTABLE":
-                    rec[f.code] = [self._child_to_api(schema, f.code, c, ctx)
+                    rec[f.code] = [self._child_to_api(schema, f.code, c, ctx, masked)
                                    for c in children[f.code].get(row["id"], [])]
                 elif f.column:
                     rec[f.code] = f.ftype.from_db(f.props, row[f.column], ctx)
             out.append(rec)
         return out
 
-    def _child_to_api(self, schema: AppSchema, code: str, crow, ctx: Context) -> dict:
+    def _child_to_api(self, schema: AppSchema, code: str, crow, ctx: Context, masked: bool = True) -> dict:
+        acc = self.access(schema.app_id)
         return {"id": crow["id"], "value": {inner.code: inner.ftype.from_db(inner.props, crow[inner.column], ctx)
-                                            for inner in schema.subtable_fields(code) if inner.column}}
+                                            for inner in schema.subtable_fields(code)
+                                            if inner.column and (not masked or acc.visible(inner.code))}}
 
     # ------------------------------------------------------------------ writes
     def create(self, app_id: int, values: dict) -> dict:
@@ -335,6 +400,7 @@ class RecordService:
                     enforce_limit: bool = True) -> list[dict]:
         """Create records atomically: one bad record and nothing is written."""
         schema = self.schema(app_id)
+        self._require(app_id, "add")
         self._check_bulk(records, enforce_limit)
         now = utcnow()
         ctx = self._context(is_create=True, now=now)
@@ -389,6 +455,9 @@ class RecordService:
         Each item: {"id" | "updateKey": {"field", "value"}, "revision" (optional), "record": {...}}.
         """
         schema = self.schema(app_id)
+        self._require(app_id, "edit")
+        if upsert:
+            self._require(app_id, "add")
         self._check_bulk(items, enforce_limit)
         now = utcnow()
         ctx_update = self._context(is_create=False, now=now)
@@ -403,6 +472,7 @@ class RecordService:
                 errors.append(Detail(prefix, "record.not_an_object"))
                 continue
             values = item.get("record") or {}
+            rpath = prefix if path_prefix == "record" else f"{prefix}.record"   # where the values' errors go
             try:
                 record_id = self._resolve_id(schema, item, prefix, ctx_update)
             except ValidationError as exc:
@@ -414,7 +484,7 @@ class RecordService:
                     merged = {**values, key["field"]: key["value"]}
                     try:
                         plans.append(("create", i, None, None, None,
-                                      self._prepare(schema, merged, ctx_create, f"{prefix}.record", existing=None)))
+                                      self._prepare(schema, merged, ctx_create, rpath, existing=None)))
                     except ValidationError as exc:
                         errors.extend(exc.details)
                     continue
@@ -424,7 +494,7 @@ class RecordService:
             if sent not in (None, -1, "-1", "") and int(sent) != existing["$revision"]:
                 raise Conflict("record.stale_revision", current=existing["$revision"], sent=sent)
             try:
-                p = self._prepare(schema, values, ctx_update, f"{prefix}.record", existing=existing)
+                p = self._prepare(schema, values, ctx_update, rpath, existing=existing)
             except ValidationError as exc:
                 errors.extend(exc.details)
                 continue
@@ -485,18 +555,21 @@ class RecordService:
     def delete_many(self, app_id: int, ids: Sequence[int], revisions: Sequence[int] | None = None,
                     *, enforce_limit: bool = True) -> int:
         schema = self.schema(app_id)
+        self._require(app_id, "delete")
         self._check_bulk(ids, enforce_limit)
         if revisions is not None and len(revisions) != len(ids):
             raise ValidationError([Detail("revisions", "bad_request")])
         ids = [int(i) for i in ids]
+        visible = self._and(schema.table.c.id.in_(ids), self._record_filter(schema, "view"))
         rows = {r["$id"]: r for r in self._to_records(
-            schema, store.select_rows(self._conn, schema, self._columns(schema, None),
-                                      schema.table.c.id.in_(ids), [], None, None, for_update=True), None)}
+            schema, store.select_rows(self._conn, schema, self._columns(schema, None, masked=False),
+                                      visible, [], None, None, for_update=True), None, masked=False)}
         for i, rid in enumerate(ids):
             if rid not in rows:
                 raise NotFound("record.not_found", record_id=rid)
             if revisions is not None and revisions[i] not in (None, -1) and int(revisions[i]) != rows[rid]["$revision"]:
                 raise Conflict("record.stale_revision", current=rows[rid]["$revision"], sent=revisions[i])
+        self._check_record_right(schema, ids, "delete")
         now = utcnow()
         store.delete_records(self._conn, schema, ids)
         store.insert_history(self._conn, [
@@ -509,14 +582,68 @@ class RecordService:
         return len(ids)
 
     def history(self, app_id: int, record_id: int) -> list[dict]:
-        self.schema(app_id)
+        """Every revision of a record the user may see now, without the fields hidden from them.
+
+        A deleted record's history is for those who manage the app (its rules cannot be evaluated
+        on a row that no longer exists)."""
+        schema = self.schema(app_id)
+        acc = self._require(app_id, "view")
+        t = schema.table
+        exists = self.session.execute(select(t.c.id).where(t.c.id == record_id)).first() is not None
+        if exists:
+            visible = self.session.execute(select(t.c.id).where(
+                self._and(t.c.id == record_id, self._record_filter(schema, "view")))).first()
+            if visible is None:
+                raise NotFound("record.not_found", record_id=record_id)
+        elif not acc.can("manage"):
+            raise NotFound("record.not_found", record_id=record_id)
         rows = store.history_rows(self._conn, app_id, record_id)
         if not rows:
             raise NotFound("record.not_found", record_id=record_id)
-        names = {}
+        names: dict = {}
         return [{"revision": r["revision"], "action": r["action"], "at": _iso(r["at"]),
                  "user": names.setdefault(r["user_id"], self._user_code_by_id(r["user_id"])),
-                 "snapshot": r["snapshot"], "diff": r["diff"]} for r in rows]
+                 "snapshot": self._mask(acc, r["snapshot"]), "diff": self._mask(acc, r["diff"])}
+                for r in rows]
+
+    def can_read_file(self, stored_file) -> bool:
+        """A file attached to a record is readable by whoever may see that record and field."""
+        if stored_file.app_id is None or stored_file.record_id is None:
+            return False
+        schema = self.schema(stored_file.app_id)
+        acc = self.access(schema.app_id)
+        if not acc.can("view"):
+            return False
+        code = next((f.code for f in schema.fields.values() if f.id == stored_file.field_id), None)
+        if code is None or not acc.visible(code):
+            return False
+        parent = schema.fields[code].parent_code
+        if parent is not None and not acc.visible(parent):
+            return False
+        t = schema.table
+        where = self._and(t.c.id == stored_file.record_id, self._record_filter(schema, "view"))
+        return self.session.execute(select(t.c.id).where(where)).first() is not None
+
+    @staticmethod
+    def _mask(acc, values: dict | None) -> dict | None:
+        if values is None or acc.unrestricted:
+            return values
+        out = {}
+        for code, value in values.items():
+            if not acc.visible(code):
+                continue
+            if isinstance(value, list) and value and isinstance(value[0], dict) and "value" in value[0]:
+                value = [{**row, "value": {k: v for k, v in row["value"].items() if acc.visible(k)}} for row in value]
+            elif isinstance(value, dict) and set(value) == {"old", "new"}:
+                value = {k: RecordService._mask_rows(acc, v) for k, v in value.items()}
+            out[code] = value
+        return out
+
+    @staticmethod
+    def _mask_rows(acc, value):
+        if isinstance(value, list) and value and isinstance(value[0], dict) and "value" in value[0]:
+            return [{**row, "value": {k: v for k, v in row["value"].items() if acc.visible(k)}} for row in value]
+        return value
 
     # ------------------------------------------------------------------ helpers
     def _user_code_by_id(self, user_id):
@@ -551,17 +678,34 @@ class RecordService:
             dbv = f.ftype.to_db(f.props, f.ftype.normalise(f.props, key.get("value"), ctx))
         except FieldValueError as exc:
             raise ValidationError([Detail(f"{prefix}.updateKey.value", exc.key, exc.params)]) from None
+        if not self.access(schema.app_id).visible(f.code):
+            raise ValidationError([Detail(f"{prefix}.updateKey.field", "access.field_hidden", {"code": f.code})])
         rid = self.session.execute(select(schema.table.c.id).where(schema.table.c[f.column] == dbv)).scalar()
         if rid is None or dbv is None:
             raise NotFound("record.key_not_found", code=f.code, value=key.get("value"))
         return rid
 
-    def _load_for_update(self, schema: AppSchema, record_id: int) -> dict:
-        rows = store.select_rows(self._conn, schema, self._columns(schema, None),
-                                 schema.table.c.id == record_id, [], 1, None, for_update=True)
+    def _load_for_update(self, schema: AppSchema, record_id: int, right: str = "edit") -> dict:
+        """The whole record (unmasked, for history) if the user may see it and has ``right`` on it."""
+        rows = store.select_rows(self._conn, schema, self._columns(schema, None, masked=False),
+                                 self._and(schema.table.c.id == record_id, self._record_filter(schema, "view")),
+                                 [], 1, None, for_update=True)
         if not rows:
             raise NotFound("record.not_found", record_id=record_id)
-        return self._to_records(schema, rows, None)[0]
+        self._check_record_right(schema, [record_id], right)
+        return self._to_records(schema, rows, None, masked=False)[0]
+
+    def _check_record_right(self, schema: AppSchema, ids: list[int], right: str) -> None:
+        cond = self._record_filter(schema, right)
+        if cond is None:
+            return
+        t = schema.table
+        ok = set(self.session.execute(select(t.c.id).where(t.c.id.in_(ids), cond)).scalars())
+        denied = [i for i in ids if i not in ok]
+        if denied:
+            from kumiki.errors import Forbidden
+            ja, en = {"edit": ("編集", "edit"), "delete": ("削除", "delete")}[right]
+            raise Forbidden("access.no_record_right", right=ja, right_en=en)
 
     def _prepare(self, schema: AppSchema, values: Any, ctx: Context, prefix: str,
                  existing: dict | None) -> _Prepared:
@@ -572,6 +716,7 @@ class RecordService:
         canon: dict = {}
         subtables: dict = {}
         writable = schema.writable
+        acc = self.access(schema.app_id)
         for code, raw in values.items():
             f = writable.get(code)
             if f is None:
@@ -579,6 +724,9 @@ class RecordService:
                 if not code.startswith("$") and (other is None or other.in_subtable):
                     errors.append(Detail(f"{prefix}.{code}", "field.unknown", {"code": code}))
                 # $id / $revision, system fields and calculated values are the server's to set
+                continue
+            if not acc.editable(code):
+                errors.append(Detail(f"{prefix}.{code}", "access.field_read_only"))
                 continue
             if type(raw) is dict:
                 raw = _unwrap(raw)
@@ -634,6 +782,9 @@ class RecordService:
                     errors.append(Detail(f"{rpath}.value.{code}", "field.unknown", {"code": code}))
                     continue
                 if f.ftype.read_only:
+                    continue
+                if not self.access(schema.app_id).editable(code):
+                    errors.append(Detail(f"{rpath}.value.{code}", "access.field_read_only"))
                     continue
                 try:
                     canon[code] = f.ftype.normalise(f.props, _unwrap(raw), ctx)

@@ -5,9 +5,9 @@ from flask_smorest import Blueprint
 from marshmallow import INCLUDE, Schema, fields
 from sqlalchemy import select
 
-from kumiki.api.common import actor, db, json_body, require_admin, state
+from kumiki.api.common import actor, db, json_body, record_service, require_admin, state
 from kumiki.definitions import deploy as lifecycle
-from kumiki.errors import NotFound
+from kumiki.errors import Forbidden, NotFound
 from kumiki.model import App, AppVersion, User
 
 PREFIX = "/apps"
@@ -64,6 +64,25 @@ class VersionDetail(VersionOut):
     definition = fields.Dict()
 
 
+def _may(app_id: int, right: str) -> bool:
+    """The acting user's app right; an app never deployed yet is its administrators' only."""
+    user = actor()
+    if user.is_admin:
+        return True
+    try:
+        return record_service().access(app_id).can(right)
+    except NotFound:
+        return False
+
+
+def _require(app_id: int, right: str) -> None:
+    lifecycle.get_app(db(), app_id)           # 404 for an app that does not exist
+    if not _may(app_id, right):
+        from kumiki.access import RIGHT_LABELS
+        ja, en = RIGHT_LABELS[right]
+        raise Forbidden("access.no_app_right", right=ja, right_en=en)
+
+
 def _detail(app: App) -> dict:
     out = {"id": app.id, "code": app.code, "name": app.name, "description": app.description,
            "deployed_version": app.deployed_version, "draft_revision": app.draft_revision}
@@ -71,6 +90,8 @@ def _detail(app: App) -> dict:
     if app.deployed_version:
         definition = db().scalar(select(AppVersion.definition).where(
             AppVersion.app_id == app.id, AppVersion.version == app.deployed_version))
+    if definition is not None and not _may(app.id, "manage"):
+        definition = {k: v for k, v in definition.items() if k != "permissions"}
     out["definition"] = definition
     return out
 
@@ -93,24 +114,28 @@ def create(args, _body):
 @blp.arguments(ListArgs, location="query")
 @blp.response(200, AppSummary(many=True))
 def list_apps(args):
+    """The apps the user may use (view records in, or manage)."""
     actor()
-    stmt = select(App).order_by(App.id).limit(args["limit"]).offset(args["offset"])
+    stmt = select(App).order_by(App.id)
     if args.get("code"):
         stmt = stmt.where(App.code == args["code"])
-    return db().scalars(stmt).all()
+    mine = [a for a in db().scalars(stmt) if _may(a.id, "view") or _may(a.id, "manage")]
+    return mine[args["offset"]:args["offset"] + args["limit"]]
 
 
 @blp.route("/<int:app_id>")
 @blp.response(200, AppDetail)
 def get(app_id):
-    actor()
-    return _detail(lifecycle.get_app(db(), app_id))
+    app = lifecycle.get_app(db(), app_id)
+    if not (_may(app_id, "view") or _may(app_id, "manage")):
+        _require(app_id, "view")
+    return _detail(app)
 
 
 @blp.route("/<int:app_id>/draft")
 @blp.response(200, DraftOut)
 def get_draft(app_id):
-    require_admin()
+    _require(app_id, "manage")
     app = lifecycle.get_app(db(), app_id)
     return {"revision": app.draft_revision, "definition": app.draft}
 
@@ -119,7 +144,7 @@ def get_draft(app_id):
 @blp.arguments(DraftIn)
 @blp.response(200, DraftOut)
 def put_draft(body, app_id):
-    require_admin()
+    _require(app_id, "manage")
     session = db()
     app = lifecycle.get_app(session, app_id, for_update=True)
     lifecycle.save_draft(session, app, body["definition"], body.get("revision"))
@@ -130,7 +155,8 @@ def put_draft(body, app_id):
 @blp.route("/<int:app_id>/deploy", methods=["POST"])
 @blp.response(200, VersionDetail)
 def deploy(app_id):
-    user = require_admin()
+    _require(app_id, "manage")
+    user = actor()
     session = db()
     app = lifecycle.get_app(session, app_id, for_update=True)
     version = lifecycle.deploy(session, app, user, timezone=state().config.timezone)
@@ -141,8 +167,7 @@ def deploy(app_id):
 @blp.route("/<int:app_id>/versions")
 @blp.response(200, VersionOut(many=True))
 def versions(app_id):
-    actor()
-    lifecycle.get_app(db(), app_id)
+    _require(app_id, "manage")
     rows = db().scalars(select(AppVersion).where(AppVersion.app_id == app_id).order_by(AppVersion.version.desc()))
     return [_version_out(v, with_definition=False) for v in rows]
 
@@ -150,7 +175,7 @@ def versions(app_id):
 @blp.route("/<int:app_id>/versions/<int:version>")
 @blp.response(200, VersionDetail)
 def version_detail(app_id, version):
-    actor()
+    _require(app_id, "manage")
     v = db().scalar(select(AppVersion).where(AppVersion.app_id == app_id, AppVersion.version == version))
     if v is None:
         raise NotFound("not_found")

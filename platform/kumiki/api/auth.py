@@ -1,24 +1,101 @@
-"""Login, logout, the current user, personal API tokens and (admin) user management."""
+"""Login, logout, two-factor set-up, the current user, personal API tokens and (admin) user management.
+
+Audit spots (wired by the lead): ``g.login_result`` (a :class:`kumiki.auth.LoginResult`) after
+every login attempt; logout, password change and TOTP enable/disable are marked ``# audit:``.
+"""
 from __future__ import annotations
 
+import math
+
+from flask import g, request, session as cookie_session
 from flask_login import login_user, logout_user
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 from sqlalchemy import select
 
 from kumiki import auth as identity
-from kumiki.api.common import actor, db, require_admin
-from kumiki.errors import Detail, NotFound, Unauthorized, ValidationError
+from kumiki import i18n
+from kumiki.api.common import actor, csrf_token, db, require_admin, state
+from kumiki.errors import Conflict, Detail, KumikiError, NotFound, Unauthorized, ValidationError
 from kumiki.model import ApiToken, User
 from kumiki.model._common import utcnow
 
 PREFIX = ""
 blp = Blueprint("auth", __name__, description="ログイン・ユーザー・APIトークン / login, users, API tokens")
 
+i18n.register({
+    "auth.locked": ("アカウントがロックされています。{minutes}分後に再度お試しください。",
+                    "The account is locked. Try again in {minutes} minutes."),
+    "auth.too_many_attempts": ("ログインの試行が多すぎます。{minutes}分後に再度お試しください。",
+                               "Too many login attempts. Try again in {minutes} minutes."),
+    "auth.otp_required": ("確認コード（認証アプリの6桁の数字）を入力してください。",
+                          "Enter the verification code (6 digits from your authenticator app)."),
+    "auth.otp_invalid": ("確認コードが違います。", "The verification code is wrong."),
+    "auth.wrong_password": ("パスワードが違います。", "The password is wrong."),
+    "auth.totp_already_enabled": ("2段階認証は既に有効です。設定し直すには、先に無効にしてください。",
+                                  "Two-factor login is already on. Turn it off first to set it up again."),
+    "auth.totp_not_set_up": ("2段階認証の設定を先に開始してください。", "Start the two-factor set-up first."),
+    "auth.totp_not_enabled": ("2段階認証は有効になっていません。", "Two-factor login is not on."),
+})
+
+
+class TooManyAttempts(KumikiError):
+    status = 429
+    code = "TOO_MANY_ATTEMPTS"
+
+
+class AccountLocked(KumikiError):
+    status = 429
+    code = "ACCOUNT_LOCKED"
+
+
+class OtpRequired(Unauthorized):
+    code = "OTP_REQUIRED"
+
+
+class OtpInvalid(Unauthorized):
+    code = "OTP_INVALID"
+
+
+def _policy() -> identity.LoginPolicy:
+    return identity.LoginPolicy.from_config(state().config)
+
+
+def _raise_for(result: identity.LoginResult) -> None:
+    """Map a failed login (or password re-entry) to its error; Retry-After goes out with 429s."""
+    minutes = max(1, math.ceil(result.retry_after / 60))
+    if result.outcome in ("ip_throttled", "locked"):
+        g.retry_after = result.retry_after
+        if result.outcome == "ip_throttled":
+            raise TooManyAttempts("auth.too_many_attempts", minutes=minutes)
+        raise AccountLocked("auth.locked", minutes=minutes)
+    if result.outcome == "otp_required":
+        raise OtpRequired("auth.otp_required")
+    if result.outcome == "bad_otp":
+        raise OtpInvalid("auth.otp_invalid")
+    raise Unauthorized("auth.bad_credentials")
+
+
+def _reauthenticate(password: str, path: str = "password", otp: str | None = None) -> User:
+    """The acting user, after checking the password (and code) they typed again; wrong ones count."""
+    session = db()
+    user = session.merge(actor())
+    result = identity.reauthenticate(session, user, password, otp, ip=request.remote_addr or "", policy=_policy())
+    if not result.ok:
+        session.commit()  # the failure must count
+        if result.outcome == "locked":
+            _raise_for(result)
+        if result.outcome == "bad_otp":
+            raise ValidationError([Detail("code", "auth.otp_invalid")])
+        raise ValidationError([Detail(path, "auth.wrong_password")])
+    return user
+
 
 class LoginIn(Schema):
     login = fields.String(required=True, metadata={"description": "ログイン名 (user code)"})
     password = fields.String(required=True)
+    otp = fields.String(load_default=None, allow_none=True,
+                        metadata={"description": "確認コード (TOTP), when two-factor login is on"})
 
 
 class UserOut(Schema):
@@ -30,6 +107,30 @@ class UserOut(Schema):
     is_active = fields.Boolean()
     locale = fields.String()
     must_change_password = fields.Boolean(metadata={"description": "true until the one-time password is changed"})
+
+
+class MeOut(UserOut):
+    totp_enabled = fields.Boolean(metadata={"description": "two-factor login (TOTP) is on"})
+    csrf_token = fields.String(allow_none=True, metadata={
+        "description": "send as X-CSRF-Token with every cookie-authenticated write (null with API tokens)"})
+
+
+class PasswordConfirmIn(Schema):
+    password = fields.String(required=True)
+
+
+class TotpSetupOut(Schema):
+    secret = fields.String(metadata={"description": "base32; shown once"})
+    otpauth_uri = fields.String(metadata={"description": "otpauth:// URI for a QR code; shown once"})
+
+
+class TotpCodeIn(Schema):
+    code = fields.String(required=True)
+
+
+class TotpDisableIn(Schema):
+    password = fields.String(required=True)
+    code = fields.String(required=True)
 
 
 class UserIn(Schema):
@@ -62,30 +163,45 @@ class TokenCreated(TokenOut):
     token = fields.String(metadata={"description": "shown once; store it now"})
 
 
+def _me(user: User, with_csrf: bool) -> dict:
+    out = MeOut().dump(user)
+    out["csrf_token"] = csrf_token() if with_csrf else None
+    return out
+
+
 @blp.route("/auth/login", methods=["POST"], endpoint="login")
 @blp.arguments(LoginIn)
-@blp.response(200, UserOut)
+@blp.response(200, MeOut)
 def login(body):
+    """Password login (plus `otp` when two-factor login is on); answers with `csrf_token`.
+
+    401 OTP_REQUIRED asks for the code; 429 ACCOUNT_LOCKED / TOO_MANY_ATTEMPTS carry Retry-After.
+    """
     session = db()
-    user = identity.authenticate(session, body["login"], body["password"])
-    if user is None:
-        raise Unauthorized("auth.bad_credentials")
-    login_user(user)
-    session.commit()
-    return user
+    result = identity.login(session, body["login"], body["password"], body.get("otp"),
+                            ip=request.remote_addr or "", policy=_policy())
+    session.commit()  # attempts count whatever the outcome
+    g.login_result = result  # audit: auth.login / auth.login_failed
+    if not result.ok:
+        _raise_for(result)
+    cookie_session.clear()  # a fresh session on every login (no fixation)
+    login_user(result.user)
+    cookie_session.permanent = True  # PERMANENT_SESSION_LIFETIME applies (idle timeout)
+    return _me(result.user, with_csrf=True)
 
 
 @blp.route("/auth/logout", methods=["POST"])
 @blp.response(204)
 def logout():
-    logout_user()
+    logout_user()  # audit: auth.logout
+    cookie_session.clear()
     return None
 
 
 @blp.route("/me")
-@blp.response(200, UserOut)
+@blp.response(200, MeOut)
 def me():
-    return actor()
+    return _me(actor(), with_csrf=g.get("auth_method") == "session")
 
 
 @blp.route("/me/password", methods=["POST"])
@@ -93,14 +209,55 @@ def me():
 @blp.response(204)
 def change_password(body):
     session = db()
-    user = actor()
-    if not identity.verify_password(user, body["current"]):
-        raise ValidationError([Detail("current", "auth.bad_credentials")])
-    identity.check_password_policy(body["new"], "new")
-    user = session.merge(user)
+    user = _reauthenticate(body["current"], "current")
+    identity.check_password_policy(body["new"], "new", login=user.code)
     user.password_hash = identity.hash_password(body["new"])
     user.must_change_password = False
+    session.commit()  # audit: auth.password_changed
+    return None
+
+
+@blp.route("/me/totp/setup", methods=["POST"])
+@blp.arguments(PasswordConfirmIn)
+@blp.response(200, TotpSetupOut)
+def totp_setup(body):
+    """Start two-factor set-up: a new secret, shown once; it is in force after /me/totp/enable."""
+    session = db()
+    user = _reauthenticate(body["password"])
+    if user.totp_enabled:
+        raise Conflict("auth.totp_already_enabled")
+    secret, uri = identity.totp_begin(user)
     session.commit()
+    return {"secret": secret, "otpauth_uri": uri}
+
+
+@blp.route("/me/totp/enable", methods=["POST"])
+@blp.arguments(TotpCodeIn)
+@blp.response(200, MeOut)
+def totp_enable(body):
+    """Turn two-factor login on with a code from the authenticator app (proves the set-up worked)."""
+    session = db()
+    user = session.merge(actor())
+    if user.totp_enabled:
+        raise Conflict("auth.totp_already_enabled")
+    if not user.totp_secret:
+        raise Conflict("auth.totp_not_set_up")
+    if not identity.totp_enable(session, user, body["code"]):
+        raise ValidationError([Detail("code", "auth.otp_invalid")])
+    session.commit()  # audit: auth.totp_enabled
+    return _me(user, with_csrf=g.get("auth_method") == "session")
+
+
+@blp.route("/me/totp/disable", methods=["POST"])
+@blp.arguments(TotpDisableIn)
+@blp.response(204)
+def totp_disable(body):
+    session = db()
+    if not actor().totp_enabled:
+        raise Conflict("auth.totp_not_enabled")
+    user = _reauthenticate(body["password"], otp=body["code"])
+    identity.totp_disable(user)
+    session.commit()  # audit: auth.totp_disabled
     return None
 
 

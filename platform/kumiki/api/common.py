@@ -1,7 +1,11 @@
 """Shared API plumbing: the per-request DB session, the acting user, JSON errors in the user's language."""
 from __future__ import annotations
 
-from flask import Flask, g, jsonify, request
+import hmac
+import secrets
+from datetime import timedelta
+
+from flask import Flask, g, jsonify, request, session as cookie_session
 from flask_login import current_user
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
@@ -13,6 +17,33 @@ from kumiki.extensions import state
 from kumiki.model import User
 
 PUBLIC_ENDPOINT_SUFFIXES = ("auth.login", "openapi_json", "health")
+CSRF_EXEMPT_SUFFIXES = ("auth.login",)   # no session yet; SameSite=Lax and JSON-only bodies guard it
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+CSRF_HEADER = "X-CSRF-Token"
+
+# Content-Security-Policy. Pages: only our own scripts and styles, no 'unsafe-inline' for either
+# (React sets style props through the CSSOM, which CSP does not restrict; Vite emits files), no
+# plugins, no framing. API responses are data, never documents: they may load nothing at all.
+CSP_PAGES = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+             "font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+             "form-action 'self'; frame-ancestors 'none'")
+CSP_API = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+
+i18n.register({"csrf.failed": ("セッションの確認に失敗しました（CSRFトークンがないか正しくありません）。画面を再読み込みしてください。",
+                               "Session check failed (missing or wrong CSRF token). Reload the page.")})
+
+
+class CsrfFailed(KumikiError):
+    status = 403
+    code = "CSRF_FAILED"
 
 
 def db() -> Session:
@@ -65,6 +96,65 @@ def error_response(exc: KumikiError):
         errors.setdefault(d.path or "", []).append(i18n.translate(d.key, loc, **d.params))
     body = {"code": exc.code, "message": i18n.translate(exc.key, loc, **exc.params), "errors": errors}
     return jsonify(body), exc.status
+
+
+def csrf_token() -> str:
+    """The session's CSRF token, created on first use (login issues a fresh session)."""
+    token = cookie_session.get("csrf")
+    if not token:
+        token = cookie_session["csrf"] = secrets.token_urlsafe(32)
+    return token
+
+
+def _check_csrf() -> None:
+    """Cookie-authenticated writes must echo the session's token in X-CSRF-Token.
+
+    Bearer-token requests carry no ambient credentials and are exempt.
+    """
+    if g.get("auth_method") != "session" or request.method in SAFE_METHODS:
+        return
+    if (request.endpoint or "").endswith(CSRF_EXEMPT_SUFFIXES):
+        return
+    expected = cookie_session.get("csrf") or ""
+    sent = request.headers.get(CSRF_HEADER) or ""
+    if not expected or not hmac.compare_digest(expected.encode(), sent.encode()):
+        raise CsrfFailed("csrf.failed")
+
+
+def _configure_sessions(app: Flask, config) -> bool:
+    """Session cookie settings from Config; returns whether the site is served over https."""
+    secure = config.secure_cookies if config.secure_cookies is not None else \
+        config.base_url.lower().startswith("https://")
+    app.config.update(
+        SESSION_COOKIE_SECURE=secure,
+        # __Host-: the browser refuses it unless Secure, Path=/ and no Domain (no subdomain tossing).
+        SESSION_COOKIE_NAME="__Host-kumiki_session" if secure else "kumiki_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(minutes=config.session_idle_minutes),
+        SESSION_REFRESH_EACH_REQUEST=True,   # the lifetime is an idle timeout
+    )
+    app.config.update(config.extra)  # tests may still override
+    if config.trusted_proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+        n = config.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)
+    return secure
+
+
+def _security_headers(response, secure: bool):
+    api = request.path.startswith("/api/")
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    response.headers.setdefault("Content-Security-Policy", CSP_API if api else CSP_PAGES)
+    if secure:
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    if api:  # personal data must not sit in any cache
+        response.headers["Cache-Control"] = "no-store"
+    retry_after = g.get("retry_after")
+    if retry_after:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 def _authenticate_request() -> None:
@@ -128,6 +218,8 @@ i18n.register({"schema.invalid": ("値が正しくありません（{detail}）�
 def install(app: Flask) -> None:
     from kumiki.errors import KumikiError as _KE
 
+    secure = _configure_sessions(app, app.extensions["kumiki"].config)
+
     @app.before_request
     def _before():
         if request.method not in ("GET", "HEAD", "OPTIONS"):
@@ -138,6 +230,7 @@ def install(app: Flask) -> None:
             endpoint = request.endpoint or ""
             if g.get("actor") is None and not endpoint.endswith(PUBLIC_ENDPOINT_SUFFIXES):
                 raise Unauthorized("unauthorized")
+            _check_csrf()
 
     @app.teardown_request
     def _teardown(exc):
@@ -162,8 +255,7 @@ def install(app: Flask) -> None:
 
     @app.after_request
     def _after(response):
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        return response
+        return _security_headers(response, secure)
 
     app.register_error_handler(_KE, lambda e: _rollback_then(error_response(e)))
     app.register_error_handler(HTTPException, lambda e: _rollback_then(http_error(e)))

@@ -12,7 +12,7 @@ from marshmallow import Schema, fields
 from sqlalchemy import select
 
 from kumiki import i18n
-from kumiki.api.common import actor, db, state
+from kumiki.api.common import actor, db, record_service, state
 from kumiki.errors import Detail, NotFound, ValidationError
 from kumiki.model import StoredFile
 
@@ -63,8 +63,14 @@ def upload():
 def download(file_key):
     user = actor()
     sf = db().scalar(select(StoredFile).where(StoredFile.key == file_key))
-    # An unattached upload is visible only to its uploader (record-level checks come with permissions).
-    if sf is None or (sf.app_id is None and sf.uploaded_by != user.id and not user.is_admin):
+    # An unattached upload is visible only to its uploader; an attached one to whoever may see
+    # its record and field. Anything else is "not found": existence itself is not revealed.
+    if sf is None:
+        raise NotFound("not_found")
+    if sf.app_id is None:
+        if sf.uploaded_by != user.id:
+            raise NotFound("not_found")
+    elif not record_service().can_read_file(sf):
         raise NotFound("not_found")
     path = Path(state().config.files_dir) / sf.storage_path
     if not path.exists():

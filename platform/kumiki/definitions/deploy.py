@@ -37,8 +37,13 @@ i18n.register({
 
 
 def _validate(definition: dict) -> dict:
+    from kumiki.access import validate_permissions
     from kumiki.definitions.validate import validate_definition
-    return validate_definition(definition)
+    normalised = validate_definition(definition)
+    errors = validate_permissions(normalised)
+    if errors:
+        raise ValidationError(errors)
+    return normalised
 
 
 def create_app(session: Session, definition: dict, user: User | None) -> App:
