@@ -91,13 +91,20 @@ class RecordService:
     def __init__(self, session: Session, user: User | None, *, timezone: str = "Asia/Tokyo",
                  locale: str = "ja", schema_cache: dict | None = None,
                  on_change: Callable[[RecordEvent], None] | None = None, secret_key: str = "",
-                 bulk_limit: int = 1000, principal: "Principal | None" = None, actor_code: str | None = None):
+                 bulk_limit: int = 1000, principal: "Principal | None" = None, actor_code: str | None = None,
+                 app_token=None):
         """``user`` None with no ``principal`` is the system itself (jobs, migrations): unrestricted.
         An app token passes its own restricted ``principal`` and an ``actor_code`` for 作成者/更新者."""
         self.session = session
         self.user = user
         self._principal = principal
         self._actor_code = actor_code
+        self.app_token = app_token   # an AppToken: rights = its scopes, on its own app only
+        if app_token is not None:
+            from kumiki.access import tokens
+            from kumiki.directory import ANONYMOUS
+            self._principal = ANONYMOUS
+            self._actor_code = tokens.actor_code(app_token)
         self._access_cache: dict[int, access_rules.Access] = {}
         self.timezone = timezone
         self.locale = locale
@@ -127,7 +134,11 @@ class RecordService:
     def access(self, app_id: int) -> access_rules.Access:
         """What the acting user may do in the app (403 if they may not even see it)."""
         if app_id not in self._access_cache:
-            self._access_cache[app_id] = access_rules.access_for(self.schema(app_id), self.principal)
+            override = None
+            if self.app_token is not None:
+                from kumiki.access import tokens
+                override = tokens.rights(self.app_token) if self.app_token.app_id == app_id else access_rules.AppRights()
+            self._access_cache[app_id] = access_rules.access_for(self.schema(app_id), self.principal, override)
         return self._access_cache[app_id]
 
     def _require(self, app_id: int, right: str) -> access_rules.Access:

@@ -70,3 +70,14 @@ def test_non_json_and_wrong_content_type(fuzz_api):
     assert resp.status_code == 400 and resp.json["code"]
     resp = api.client.post(f"/api/v1/apps/{app_id}/records", data="record=1", headers=api._headers())
     assert resp.status_code in (400, 415)
+
+
+@SETTINGS
+@given(perms=json_values | st.fixed_dictionaries({}, optional={
+    "app": st.lists(st.fixed_dictionaries({"entity": json_values}, optional={"view": json_values}), max_size=2),
+    "record": st.lists(st.fixed_dictionaries({"entities": json_values}, optional={"condition": json_values}), max_size=2),
+    "field": st.lists(st.fixed_dictionaries({"code": json_values, "entities": json_values}), max_size=2)}))
+def test_random_permissions_never_500(fuzz_api, perms):
+    api, _app_id = fuzz_api
+    resp = api.post("/api/v1/apps", json={**CASE_APP, "code": None, "permissions": perms})
+    assert resp.status_code in (201, 400), resp.json

@@ -74,6 +74,7 @@ READ_PATHS = {
     "GET /api/v1/apps/<int:app_id>/draft",
     "GET /api/v1/apps/<int:app_id>/versions",
     "GET /api/v1/apps/<int:app_id>/versions/<int:version>",
+    "GET /api/v1/apps/<int:app_id>/tokens",
 }
 # GET routes that never return record data, with the reason.
 NOT_RECORD_DATA = {
@@ -140,7 +141,7 @@ def test_every_read_path_respects_the_rules(world, user):
     else:
         assert detail.status_code == 200 and "permissions" not in detail.json["definition"]
     for path in (f"/api/v1/apps/{app_id}/draft", f"/api/v1/apps/{app_id}/versions",
-                 f"/api/v1/apps/{app_id}/versions/1"):
+                 f"/api/v1/apps/{app_id}/versions/1", f"/api/v1/apps/{app_id}/tokens"):
         assert get(path).status_code == 403
 
     listing = get(url, query_string={"totalCount": "true"})

@@ -59,16 +59,11 @@ i18n.register({
     "access.record_not_found": ("レコード（ID: {record_id}）が見つからないか、参照する権限がありません。",
                                 "Record {record_id} was not found or you may not see it."),
     "access.no_record_right": ("このレコードを{right}する権限がありません。", "You may not {right_en} this record."),
-    "perm.bad_entity": ("エンティティの種類「{type}」はここでは使えません。", "Entity type \"{type}\" cannot be used here."),
     "perm.entity_code": ("エンティティのコードを指定してください。", "Give the entity's code."),
     "perm.entity_field": ("「{code}」はユーザー・組織・グループを選ぶフィールドではありません。",
                           "\"{code}\" is not a user, organization or group field."),
     "perm.unknown_field": ("フィールドコード「{code}」はありません。", "There is no field \"{code}\"."),
-    "perm.bad_access": ("access には edit / view / none のいずれかを指定してください。",
-                        "access must be edit, view or none."),
-    "perm.not_a_list": ("リスト（[...]）で指定してください。", "Give a list."),
-    "perm.not_an_object": ("オブジェクト（{{...}}）で指定してください。", "Give an object."),
-    "perm.not_bool": ("true / false で指定してください。", "Give true or false."),
+    "perm.not_text": ("文字列で指定してください。", "Give a text."),
 })
 
 RIGHT_LABELS = {"view": ("レコード閲覧", "view records"), "add": ("レコード追加", "add records"),
@@ -133,15 +128,17 @@ def entity_matches(entity: dict, principal: Principal) -> bool | None:
     return None
 
 
-def access_for(schema: AppSchema, principal: Principal) -> Access:
+def access_for(schema: AppSchema, principal: Principal, rights: AppRights | None = None) -> Access:
+    """``rights`` replaces the app rules (an app token's scopes); record and field rules still apply."""
     if principal.is_admin:
         return Access(principal, ALL_RIGHTS, unrestricted=True)
     perms = _permissions(schema)
-    rights = AppRights()
-    for rule in perms.get("app") or DEFAULT_APP_RULES:
-        if entity_matches(rule.get("entity") or {}, principal):
-            rights = AppRights(*(bool(rule.get(r)) for r in APP_RIGHTS))
-            break
+    if rights is None:
+        rights = AppRights()
+        for rule in perms.get("app") or DEFAULT_APP_RULES:
+            if entity_matches(rule.get("entity") or {}, principal):
+                rights = AppRights(*(bool(rule.get(r)) for r in APP_RIGHTS))
+                break
     fields: dict[str, str] = {}
     for rule in perms.get("field") or []:
         level = "none"
@@ -221,13 +218,38 @@ def _json_list_has_any(col, codes: list[str], dialect_name: str) -> ColumnElemen
     return exists(select(literal(1)).select_from(elements).where(elements.c.value.in_(codes)))
 
 
+def _permissions_validator():
+    import json
+
+    from jsonschema import Draft202012Validator
+
+    from kumiki.config import PROJECT_ROOT
+
+    global _VALIDATOR
+    if _VALIDATOR is None:
+        schema = json.loads((PROJECT_ROOT / "schema_defs" / "permissions.schema.json").read_text("utf-8"))
+        _VALIDATOR = Draft202012Validator(schema)
+    return _VALIDATOR
+
+
+_VALIDATOR = None
+
+
 def validate_permissions(definition: dict) -> list[Detail]:
-    """Located errors for the ``permissions`` block of a definition (query conditions included)."""
+    """Located errors for the ``permissions`` block: its shape (schema_defs/permissions.schema.json),
+    then what the schema cannot know (codes given, fields that exist and hold entities, conditions
+    that parse and name real fields)."""
     perms = definition.get("permissions")
     if perms is None:
         return []
+    from kumiki.definitions.validate import format_path
+
+    shape = sorted(_permissions_validator().iter_errors(perms), key=lambda e: list(map(str, e.absolute_path)))
+    errors: list[Detail] = [
+        Detail(f"permissions.{format_path(e.absolute_path)}".rstrip(".").replace(".[", "["),
+               "schema.invalid", {"detail": e.message}) for e in shape]
     if not isinstance(perms, dict):
-        return [Detail("permissions", "perm.not_an_object")]
+        return errors
     fields = {}
     for fdef in definition.get("fields", []):
         fields[fdef.get("code")] = fdef
@@ -236,17 +258,17 @@ def validate_permissions(definition: dict) -> list[Detail]:
     from kumiki.storage.schema import SYSTEM_FIELDS
     for stype, (code, _col) in SYSTEM_FIELDS.items():
         fields.setdefault(code, {"code": code, "type": stype})
-    errors: list[Detail] = []
 
-    def entity_errors(entity, path, allowed):
+    def items(value):
+        return [x for x in value if isinstance(x, dict)] if isinstance(value, list) else []
+
+    def entity_errors(entity, path: str) -> list[Detail]:
         if not isinstance(entity, dict):
-            return [Detail(path, "perm.not_an_object")]
+            return []
         kind = entity.get("type")
-        if kind not in allowed:
-            return [Detail(f"{path}.type", "perm.bad_entity", {"type": kind})]
         if kind in ("USER", "GROUP", "ORGANIZATION", "FIELD_ENTITY") and not entity.get("code"):
             return [Detail(f"{path}.code", "perm.entity_code")]
-        if kind == "FIELD_ENTITY":
+        if kind == "FIELD_ENTITY" and isinstance(entity["code"], str):
             f = fields.get(entity["code"])
             if f is None:
                 return [Detail(f"{path}.code", "perm.unknown_field", {"code": entity["code"]})]
@@ -254,58 +276,20 @@ def validate_permissions(definition: dict) -> list[Detail]:
                 return [Detail(f"{path}.code", "perm.entity_field", {"code": entity["code"]})]
         return []
 
-    def flags(entry, path, names):
-        return [Detail(f"{path}.{n}", "perm.not_bool") for n in names
-                if n in entry and not isinstance(entry[n], bool)]
-
-    for key in ("app", "record", "field"):
-        if key in perms and not isinstance(perms[key], list):
-            errors.append(Detail(f"permissions.{key}", "perm.not_a_list"))
-    if errors:
-        return errors
-    for i, rule in enumerate(perms.get("app") or []):
-        path = f"permissions.app[{i}]"
-        if not isinstance(rule, dict):
-            errors.append(Detail(path, "perm.not_an_object"))
-            continue
-        errors += entity_errors(rule.get("entity"), f"{path}.entity", STATIC_ENTITIES)
-        errors += flags(rule, path, APP_RIGHTS)
-    for i, rule in enumerate(perms.get("record") or []):
+    for i, rule in enumerate(items(perms.get("app"))):
+        errors += entity_errors(rule.get("entity"), f"permissions.app[{i}].entity")
+    for i, rule in enumerate(items(perms.get("record"))):
         path = f"permissions.record[{i}]"
-        if not isinstance(rule, dict):
-            errors.append(Detail(path, "perm.not_an_object"))
-            continue
-        errors += _condition_errors(rule.get("condition"), f"{path}.condition", definition)
-        entries = rule.get("entities") or []
-        if not isinstance(entries, list):
-            errors.append(Detail(f"{path}.entities", "perm.not_a_list"))
-            continue
-        for j, entry in enumerate(entries):
-            epath = f"{path}.entities[{j}]"
-            if not isinstance(entry, dict):
-                errors.append(Detail(epath, "perm.not_an_object"))
-                continue
-            errors += entity_errors(entry.get("entity"), f"{epath}.entity", RECORD_ENTITIES)
-            errors += flags(entry, epath, RECORD_RIGHTS)
-    for i, rule in enumerate(perms.get("field") or []):
+        if isinstance(rule.get("condition"), str):
+            errors += _condition_errors(rule["condition"], f"{path}.condition", definition)
+        for j, entry in enumerate(items(rule.get("entities"))):
+            errors += entity_errors(entry.get("entity"), f"{path}.entities[{j}].entity")
+    for i, rule in enumerate(items(perms.get("field"))):
         path = f"permissions.field[{i}]"
-        if not isinstance(rule, dict):
-            errors.append(Detail(path, "perm.not_an_object"))
-            continue
-        if rule.get("code") not in fields:
-            errors.append(Detail(f"{path}.code", "perm.unknown_field", {"code": rule.get("code")}))
-        entries = rule.get("entities") or []
-        if not isinstance(entries, list):
-            errors.append(Detail(f"{path}.entities", "perm.not_a_list"))
-            continue
-        for j, entry in enumerate(entries):
-            epath = f"{path}.entities[{j}]"
-            if not isinstance(entry, dict):
-                errors.append(Detail(epath, "perm.not_an_object"))
-                continue
-            errors += entity_errors(entry.get("entity"), f"{epath}.entity", STATIC_ENTITIES)
-            if entry.get("access", "none") not in FIELD_ACCESS:
-                errors.append(Detail(f"{epath}.access", "perm.bad_access"))
+        if isinstance(rule.get("code"), str) and rule["code"] not in fields:
+            errors.append(Detail(f"{path}.code", "perm.unknown_field", {"code": rule["code"]}))
+        for j, entry in enumerate(items(rule.get("entities"))):
+            errors += entity_errors(entry.get("entity"), f"{path}.entities[{j}].entity")
     return errors
 
 
@@ -313,7 +297,7 @@ def _condition_errors(text, path: str, definition: dict) -> list[Detail]:
     if text in (None, ""):
         return []
     if not isinstance(text, str):
-        return [Detail(path, "perm.not_an_object")]
+        return [Detail(path, "perm.not_text")]
     from kumiki.definitions.validate import check_view_queries
 
     probe = {**definition, "views": [{"name": "_", "type": "LIST", "filterCond": text}]}

@@ -188,3 +188,56 @@ def _version_out(v: AppVersion, with_definition: bool = True) -> dict:
     if with_definition:
         out["definition"] = v.definition
     return out
+
+
+class AppTokenIn(Schema):
+    name = fields.String(required=True)
+    scopes = fields.List(fields.String(), required=True,
+                         metadata={"description": "one or more of view, add, edit, delete"})
+
+
+class AppTokenOut(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    prefix = fields.String()
+    scopes = fields.List(fields.String())
+    created_at = fields.DateTime()
+    last_used_at = fields.DateTime(allow_none=True)
+    revoked_at = fields.DateTime(allow_none=True)
+
+
+class AppTokenCreated(AppTokenOut):
+    token = fields.String(metadata={"description": "shown once; send it as X-Kumiki-App-Token"})
+
+
+@blp.route("/<int:app_id>/tokens")
+@blp.response(200, AppTokenOut(many=True))
+def list_app_tokens(app_id):
+    _require(app_id, "manage")
+    from kumiki.model import AppToken
+    return db().scalars(select(AppToken).where(AppToken.app_id == app_id).order_by(AppToken.id)).all()
+
+
+@blp.route("/<int:app_id>/tokens", methods=["POST"])
+@blp.arguments(AppTokenIn)
+@blp.response(201, AppTokenCreated)
+def create_app_token(body, app_id):
+    _require(app_id, "manage")
+    from kumiki.access import tokens
+    session = db()
+    token, secret = tokens.issue(session, app_id, body["name"], body["scopes"], actor().id)
+    session.commit()
+    out = AppTokenOut().dump(token)
+    out["token"] = secret
+    return out
+
+
+@blp.route("/<int:app_id>/tokens/<int:token_id>", methods=["DELETE"])
+@blp.response(204)
+def revoke_app_token(app_id, token_id):
+    _require(app_id, "manage")
+    from kumiki.access import tokens
+    session = db()
+    tokens.revoke(session, app_id, token_id)
+    session.commit()
+    return None
