@@ -210,6 +210,8 @@ def log(engine, action: str, **kwargs) -> None:
     """
     entry = _entry(action, **kwargs)
     with write_intent(), engine.begin() as conn:
+        if conn.dialect.name == "postgresql":   # fail like SQLite's busy timeout, never hang
+            conn.exec_driver_sql("SET LOCAL lock_timeout = '30s'")
         _append(conn, [entry])
 
 

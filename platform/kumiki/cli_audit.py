@@ -5,6 +5,7 @@ deleted, moved, added outside kumiki). There is deliberately no command that cha
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -60,7 +61,7 @@ def audit_export(state: CliState, fmt: str, encoding: str, output: Path | None, 
             "via": "cli", "format": fmt, "encoding": encoding, "count": total,
             "filters": {k: v for k, v in filters.items() if v is not None}})
         if output is None:
-            out = click.get_binary_stream("stdout")
+            out = sys.stdout.buffer
             for chunk in chunks:
                 out.write(chunk)
             out.flush()

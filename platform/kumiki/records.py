@@ -92,7 +92,7 @@ class RecordService:
                  locale: str = "ja", schema_cache: dict | None = None,
                  on_change: Callable[[RecordEvent], None] | None = None, secret_key: str = "",
                  bulk_limit: int = 1000, principal: "Principal | None" = None, actor_code: str | None = None,
-                 app_token=None):
+                 app_token=None, audit_meta: dict | None = None):
         """``user`` None with no ``principal`` is the system itself (jobs, migrations): unrestricted.
         An app token passes its own restricted ``principal`` and an ``actor_code`` for 作成者/更新者."""
         self.session = session
@@ -100,6 +100,7 @@ class RecordService:
         self._principal = principal
         self._actor_code = actor_code
         self.app_token = app_token   # an AppToken: rights = its scopes, on its own app only
+        self.audit_meta = audit_meta or {}   # ip, user_agent and how the request authenticated
         if app_token is not None:
             from kumiki.access import tokens
             from kumiki.directory import ANONYMOUS
@@ -160,6 +161,40 @@ class RecordService:
             if hidden:
                 raise ValidationError([Detail("query", "access.field_hidden", {"code": c}) for c in hidden])
         return cq
+
+    # ------------------------------------------------------------------ audit
+    def _audited(self) -> bool:
+        return self.user is not None or self.app_token is not None   # the system itself is not a person
+
+    def _audit_kwargs(self, app_id: int, record_id: int | None, detail: dict | None) -> dict:
+        via = self.audit_meta.get("via")
+        detail = {**(detail or {}), **({"via": via} if via else {})}
+        return {"user": self.user if self.user is not None else self.user_code, "app_id": app_id,
+                "record_id": record_id, "detail": detail or None,
+                "ip": self.audit_meta.get("ip"), "user_agent": self.audit_meta.get("user_agent")}
+
+    def _audit_write(self, action: str, app_id: int, ids: list[int], detail: dict | None = None) -> None:
+        """In the write's own transaction: the write and its audit entry commit together or not at all."""
+        if not self._audited() or not ids:
+            return
+        from kumiki import audit
+        kwargs = self._audit_kwargs(app_id, None, detail)
+        kwargs.pop("record_id")
+        audit.record_many(self.session, action, record_ids=ids, **kwargs)
+
+    def _audit_read(self, action: str, app_id: int, record_id: int | None = None, detail: dict | None = None) -> None:
+        """Before data leaves: a read that cannot be audited fails. A read inside a write transaction
+        (e.g. POST …/cursors) is audited in it; otherwise in a short transaction of its own, so a
+        GET's read transaction never has to become a write (see kumiki.db.write_intent)."""
+        if not self._audited():
+            return
+        from kumiki import audit
+        from kumiki.db import _WRITE_INTENT
+        kwargs = self._audit_kwargs(app_id, record_id, detail)
+        if _WRITE_INTENT.get():
+            audit.record(self.session, action, **kwargs)
+        else:
+            audit.log(self.session.get_bind(), action, **kwargs)
 
     @staticmethod
     def _and(*conds):
@@ -264,7 +299,9 @@ class RecordService:
         rows = store.select_rows(self._conn, schema, self._columns(schema, None), where, [], 1, None)
         if not rows:
             raise NotFound("record.not_found", record_id=record_id)
-        return self._to_records(schema, rows, None)[0]
+        out = self._to_records(schema, rows, None)[0]
+        self._audit_read("record.view", app_id, record_id)
+        return out
 
     def list(self, app_id: int, query: str | None = None, fields: Sequence[str] | None = None,
              total_count: bool = False) -> dict:
@@ -280,6 +317,7 @@ class RecordService:
                                  cq.order_by, limit, cq.offset)
         out: dict[str, Any] = {"records": self._to_records(schema, rows, selected)}
         out["totalCount"] = store.count_rows(self._conn, schema, where) if total_count else None
+        self._audit_read("record.list", app_id, detail={"query": query or "", "returned": len(out["records"])})
         return out
 
     def count(self, app_id: int, query: str | None = None) -> int:
@@ -302,6 +340,7 @@ class RecordService:
         total = store.count_rows(self._conn, schema, self._and(cq.where, self._record_filter(schema, "view")))
         state = {"a": app_id, "q": query or "", "f": selected, "s": int(size), "l": 0,
                  "u": self.user_code, "e": (utcnow() + timedelta(minutes=30)).isoformat()}
+        self._audit_read("record.cursor", app_id, detail={"query": query or "", "total": total})
         return {"id": self._sign(state), "totalCount": total}
 
     def cursor_next(self, cursor_id: str, app_id: int | None = None) -> dict:
@@ -445,6 +484,7 @@ class RecordService:
                 snapshot = self._snapshot_from_values(schema, p)
                 history.append(self._history_row(app_id, rid, 1, "create", snapshot, None, now))
             store.insert_history(conn, history)
+            self._audit_write("record.create", app_id, ids)
             self.session.commit()
         except IntegrityError:
             self.session.rollback()
@@ -551,6 +591,9 @@ class RecordService:
                 results[idx] = {"id": rid, "revision": rev + 1}
                 updated.append((rid, rev + 1))
             store.insert_history(conn, hist)
+            self._audit_write("record.create", app_id, created_ids)
+            self._audit_write("record.update", app_id, [u[0] for u in updated],
+                              {"fields": sorted({code for plan in plans if plan[0] == "update" for code in plan[5].values})})
             self.session.commit()
         except IntegrityError:
             self.session.rollback()
@@ -587,6 +630,7 @@ class RecordService:
             self._history_row(app_id, rid, rows[rid]["$revision"] + 1, "delete",
                               self._merge_snapshot(schema, rows[rid], _Prepared({}, {}, {})), None, now)
             for rid in ids])
+        self._audit_write("record.delete", app_id, ids)
         self.session.commit()
         self._grew(schema, len(ids))
         self._emit(RecordEvent(app_id, "delete", ids, self.user_code, [rows[r]["$revision"] + 1 for r in ids]))
@@ -612,6 +656,7 @@ class RecordService:
         if not rows:
             raise NotFound("record.not_found", record_id=record_id)
         names: dict = {}
+        self._audit_read("record.history", app_id, record_id)
         return [{"revision": r["revision"], "action": r["action"], "at": _iso(r["at"]),
                  "user": names.setdefault(r["user_id"], self._user_code_by_id(r["user_id"])),
                  "snapshot": self._mask(acc, r["snapshot"]), "diff": self._mask(acc, r["diff"])}

@@ -51,17 +51,20 @@ def record_in_request(action: str, **kwargs) -> None:
     """Audit inside the request's transaction (``db()``); commit as usual afterwards."""
     kwargs.setdefault("user", g.get("actor"))
     audit.record(db(), action, **_meta(), **kwargs)
+    g.audit_head_held = True    # on PostgreSQL until commit: log_now must roll back first
 
 
 def log_now(action: str, **kwargs) -> None:
     """Audit in a transaction of its own, committed before this returns.
 
     In a write request (POST/PUT/DELETE) the request's session holds SQLite's write lock from its
-    first statement, so it is rolled back first: only call this there on the way to an error.
+    first statement (and, after :func:`record_in_request`, PostgreSQL's lock on the audit head),
+    so it is rolled back first: only call this there on the way to an error.
     """
     kwargs["user"] = _who(kwargs.get("user", g.get("actor")))
+    held = g.pop("audit_head_held", False)
     session = g.get("db")
-    if session is not None and request.method not in ("GET", "HEAD", "OPTIONS"):
+    if session is not None and (held or request.method not in ("GET", "HEAD", "OPTIONS")):
         session.rollback()
     audit.log(state().engine, action, **_meta(), **kwargs)
 

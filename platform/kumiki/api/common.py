@@ -285,6 +285,12 @@ def record_service():
         from kumiki.plugins import dispatch_record_changed
         pm = st.plugins
         on_change = lambda event: dispatch_record_changed(pm, event)  # noqa: E731
-    return RecordService(db(), actor(), timezone=st.config.timezone, locale=locale(),
-                         schema_cache=st.schema_cache, on_change=on_change,
-                         secret_key=st.config.secret_key, bulk_limit=st.config.bulk_limit)
+    via = g.get("auth_method")
+    if via == "token" and g.get("token_id"):
+        via = f"token:{g.token_id}"
+    meta = {"ip": request.remote_addr, "user_agent": request.headers.get("User-Agent"), "via": via}
+    app_token = g.get("app_token")
+    return RecordService(db(), None if app_token is not None else actor(), timezone=st.config.timezone,
+                         locale=locale(), schema_cache=st.schema_cache, on_change=on_change,
+                         secret_key=st.config.secret_key, bulk_limit=st.config.bulk_limit,
+                         app_token=app_token, audit_meta=meta)
