@@ -46,3 +46,16 @@ def test_a_failed_write_leaves_no_audit_entry(app):
     with app.extensions["kumiki"].Session() as s:
         entries, _ = audit.query(s, action="record.*", app_id=app_id)
     assert entries == []
+
+
+def test_definition_and_permission_changes_are_audited(admin_api):
+    api = admin_api
+    app_id = api.post("/api/v1/apps?deploy=true", json=APP).json["id"]
+    definition = api.get(f"/api/v1/apps/{app_id}").json["definition"]
+    definition["permissions"] = {"app": [{"entity": {"type": "USER", "code": "admin"}, "view": True}]}
+    api.put(f"/api/v1/apps/{app_id}/draft", json={"definition": definition})
+    api.post(f"/api/v1/apps/{app_id}/deploy")
+    with api.app.extensions["kumiki"].Session() as s:
+        actions = [e.action for e in reversed(audit.query(s, app_id=app_id)[0])]
+    assert actions[:2] == ["app.create", "app.deploy"]
+    assert "app.draft" in actions and actions[-1] == "permission.change"

@@ -5,6 +5,7 @@ from flask_smorest import Blueprint
 from marshmallow import INCLUDE, Schema, fields
 from sqlalchemy import select
 
+from kumiki.api.audit import record_in_request
 from kumiki.api.common import actor, db, json_body, record_service, require_admin, state
 from kumiki.definitions import deploy as lifecycle
 from kumiki.errors import Forbidden, NotFound
@@ -104,8 +105,10 @@ def create(args, _body):
     user = require_admin()
     session = db()
     app = lifecycle.create_app(session, json_body(), user)
+    record_in_request("app.create", app_id=app.id, detail={"name": app.name})
     if args["deploy"]:
-        lifecycle.deploy(session, app, user, timezone=state().config.timezone)
+        version = lifecycle.deploy(session, app, user, timezone=state().config.timezone)
+        _audit_deploy(app.id, version, None)
     session.commit()
     return _detail(app)
 
@@ -148,6 +151,7 @@ def put_draft(body, app_id):
     session = db()
     app = lifecycle.get_app(session, app_id, for_update=True)
     lifecycle.save_draft(session, app, body["definition"], body.get("revision"))
+    record_in_request("app.draft", app_id=app_id, detail={"draft_revision": app.draft_revision})
     session.commit()
     return {"revision": app.draft_revision, "definition": app.draft}
 
@@ -159,7 +163,10 @@ def deploy(app_id):
     user = actor()
     session = db()
     app = lifecycle.get_app(session, app_id, for_update=True)
+    before = session.scalar(select(AppVersion.definition).where(
+        AppVersion.app_id == app_id, AppVersion.version == app.deployed_version)) if app.deployed_version else None
     version = lifecycle.deploy(session, app, user, timezone=state().config.timezone)
+    _audit_deploy(app_id, version, before)
     session.commit()
     return _version_out(version)
 
@@ -180,6 +187,17 @@ def version_detail(app_id, version):
     if v is None:
         raise NotFound("not_found")
     return _version_out(v)
+
+
+def _audit_deploy(app_id: int, version: AppVersion, before: dict | None) -> None:
+    """A deploy is a definition change; a change of its permissions is audited as one too."""
+    record_in_request("app.deploy", app_id=app_id, detail={"version": version.version})
+    old = (before or {}).get("permissions")
+    new = version.definition.get("permissions")
+    if old != new:
+        record_in_request("permission.change", app_id=app_id,
+                          detail={"version": version.version, "parts": sorted(
+                              k for k in {"app", "record", "field"} if (old or {}).get(k) != (new or {}).get(k))})
 
 
 def _version_out(v: AppVersion, with_definition: bool = True) -> dict:
@@ -226,6 +244,7 @@ def create_app_token(body, app_id):
     from kumiki.access import tokens
     session = db()
     token, secret = tokens.issue(session, app_id, body["name"], body["scopes"], actor().id)
+    record_in_request("token.create", app_id=app_id, detail={"token_id": token.id, "scopes": token.scopes})
     session.commit()
     out = AppTokenOut().dump(token)
     out["token"] = secret
@@ -239,5 +258,6 @@ def revoke_app_token(app_id, token_id):
     from kumiki.access import tokens
     session = db()
     tokens.revoke(session, app_id, token_id)
+    record_in_request("token.revoke", app_id=app_id, detail={"token_id": token_id})
     session.commit()
     return None
