@@ -65,7 +65,7 @@ from kumiki.errors import Conflict, Detail, NotFound, ValidationError
 from kumiki.model import User
 from kumiki.model.directory import Group, Organization, UserGroup, UserOrganization
 
-CODE_MAX, NAME_MAX = 128, 255
+CODE_MAX, NAME_MAX, POSITION_MAX = 128, 255, 2**31 - 1
 UNSET = object()
 
 i18n.register({
@@ -90,7 +90,9 @@ i18n.register({
                               "The organization \"{code}\" has {count} member(s) and cannot be deleted; remove them first."),
     "directory.primary_not_member": ("主所属「{code}」は所属組織の一覧にも入れてください。",
                                      "The primary organization \"{code}\" must be one of the user's organizations."),
-    "directory.bad_position": ("表示順は整数で入れてください。", "The position must be an integer."),
+    "directory.bad_position": ("表示順は整数（0〜{max}）で入れてください。", "The position must be an integer from 0 to {max}."),
+    "directory.bad_name": ("名前に制御文字は使えません。", "Names may not contain control characters."),
+    "directory.bad_text": ("説明にNUL文字は使えません。", "The description may not contain NUL characters."),
     # CSV import
     "directory.csv_invalid": ("ファイルの{rows}行に誤りがあります。何も読み込んでいません。",
                               "{rows} row(s) of the file have errors; nothing was imported."),
@@ -166,6 +168,8 @@ def principal_of(session: Session, user) -> Principal:
 
 def descendants(session: Session, org_code: str) -> list[str]:
     """Codes of the organization (first) and everything below it ([] if there is none)."""
+    if not _searchable(org_code):
+        return []
     root = select(Organization.path).where(Organization.code == org_code).scalar_subquery()
     return list(session.scalars(select(Organization.code).where(Organization.path.startswith(root))
                                 .order_by(Organization.path)))
@@ -173,42 +177,48 @@ def descendants(session: Session, org_code: str) -> list[str]:
 
 def ancestors(session: Session, org_code: str) -> list[str]:
     """Codes from the root down to the organization itself ([] if there is none)."""
-    org = session.scalar(select(Organization).where(Organization.code == org_code))
+    org = session.scalar(select(Organization).where(Organization.code == org_code)) \
+        if _searchable(org_code) else None
     if org is None:
         return []
     by_id = dict(session.execute(select(Organization.id, Organization.code)
-                                 .where(Organization.id.in_(org.ids()))).tuples().all())
+                                 .where(Organization.id.in_(org.ids()))).all())
     return [by_id[i] for i in org.ids() if i in by_id]
 
 
 def org_exists(session: Session, code: str) -> bool:
-    return session.scalar(select(Organization.id).where(Organization.code == code)) is not None
+    return _searchable(code) and session.scalar(select(Organization.id).where(Organization.code == code)) is not None
 
 
 def group_exists(session: Session, code: str) -> bool:
-    return session.scalar(select(Group.id).where(Group.code == code)) is not None
+    return _searchable(code) and session.scalar(select(Group.id).where(Group.code == code)) is not None
 
 
 # --------------------------------------------------------------------------------------------
 # Lookups and checks
 # --------------------------------------------------------------------------------------------
 
+def _searchable(code) -> bool:
+    """Whether ``code`` may be sent to the database at all (PostgreSQL refuses NUL characters)."""
+    return isinstance(code, str) and "\x00" not in code
+
+
 def get_organization(session: Session, code: str) -> Organization:
-    org = session.scalar(select(Organization).where(Organization.code == code))
+    org = session.scalar(select(Organization).where(Organization.code == code)) if _searchable(code) else None
     if org is None:
         raise NotFound("directory.org_not_found", code=code)
     return org
 
 
 def get_group(session: Session, code: str) -> Group:
-    group = session.scalar(select(Group).where(Group.code == code))
+    group = session.scalar(select(Group).where(Group.code == code)) if _searchable(code) else None
     if group is None:
         raise NotFound("directory.group_not_found", code=code)
     return group
 
 
 def get_user(session: Session, code: str) -> User:
-    user = session.scalar(select(User).where(User.code == code))
+    user = session.scalar(select(User).where(User.code == code)) if _searchable(code) else None
     if user is None:
         raise NotFound("directory.user_not_found", code=code)
     return user
@@ -228,7 +238,26 @@ def _name_problem(name) -> Detail | None:
         return Detail("", "directory.name_required")
     if len(name.strip()) > NAME_MAX:
         return Detail("", "directory.name_too_long", {"max": NAME_MAX})
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return Detail("", "directory.bad_name")
     return None
+
+
+def _position_problem(value) -> Detail | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = int(value)
+        except ValueError:
+            value = None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= POSITION_MAX:
+        return Detail("", "directory.bad_position", {"max": POSITION_MAX})
+    return None
+
+
+def _text_problem(text) -> Detail | None:
+    return Detail("", "directory.bad_text") if isinstance(text, str) and "\x00" in text else None
 
 
 def _check(path: str, problem: Detail | None) -> None:
@@ -247,6 +276,11 @@ def _new_name(name, path: str = "name") -> str:
     return name.strip()
 
 
+def _position(value, path: str = "position") -> int | None:
+    _check(path, _position_problem(value))
+    return None if value is None else int(value)
+
+
 def _next_position(session: Session, parent_id: int | None) -> int:
     same_parent = Organization.parent_id.is_(None) if parent_id is None else Organization.parent_id == parent_id
     return (session.scalar(select(func.max(Organization.position)).where(same_parent)) or 0) + 1
@@ -258,7 +292,7 @@ def _next_position(session: Session, parent_id: int | None) -> int:
 
 def create_organization(session: Session, code: str, name: str, parent: str | None = None,
                         position: int | None = None) -> Organization:
-    code, name = _new_code(code), _new_name(name)
+    code, name, position = _new_code(code), _new_name(name), _position(position)
     if org_exists(session, code):
         raise ValidationError([Detail("code", "directory.org_exists", {"code": code})])
     parent_org = _parent(session, parent)
@@ -275,7 +309,7 @@ def create_organization(session: Session, code: str, name: str, parent: str | No
 def _parent(session: Session, code: str | None) -> Organization | None:
     if code is None or code == "":
         return None
-    org = session.scalar(select(Organization).where(Organization.code == code))
+    org = session.scalar(select(Organization).where(Organization.code == code)) if _searchable(code) else None
     if org is None:
         raise ValidationError([Detail("parent", "directory.org_unknown", {"code": code})])
     return org
@@ -285,6 +319,7 @@ def update_organization(session: Session, code: str, *, name: str | None = None,
                         position: int | None = None, parent=UNSET) -> Organization:
     """Rename, reorder and (when ``parent`` is given, None = top level) move an organization."""
     org = get_organization(session, code)
+    position = _position(position)
     if name is not None:
         org.name = _new_name(name)
     if parent is not UNSET:
@@ -299,6 +334,7 @@ def move_organization(session: Session, code: str, parent: str | None,
                       position: int | None = None) -> Organization:
     """Put the organization (with everything below it) under ``parent`` (None: top level)."""
     org = get_organization(session, code)
+    position = _position(position)
     new_parent = _parent(session, parent)
     if new_parent is not None and new_parent.path.startswith(org.path):
         raise ValidationError([Detail("parent", "directory.cycle", {"code": org.code, "parent": new_parent.code})])
@@ -388,6 +424,7 @@ def organization_members(session: Session, code: str) -> list[dict]:
 
 def create_group(session: Session, code: str, name: str, description: str = "") -> Group:
     code, name = _new_code(code), _new_name(name)
+    _check("description", _text_problem(description))
     if group_exists(session, code):
         raise ValidationError([Detail("code", "directory.group_exists", {"code": code})])
     group = Group(code=code, name=name, description=description or "")
@@ -402,6 +439,7 @@ def update_group(session: Session, code: str, *, name: str | None = None,
     if name is not None:
         group.name = _new_name(name)
     if description is not None:
+        _check("description", _text_problem(description))
         group.description = description
     session.flush()
     return group
@@ -416,7 +454,7 @@ def delete_group(session: Session, code: str) -> None:
 
 
 def list_groups(session: Session) -> list[dict]:
-    counts = dict(session.execute(select(UserGroup.group_id, func.count()).group_by(UserGroup.group_id)).tuples().all())
+    counts = dict(session.execute(select(UserGroup.group_id, func.count()).group_by(UserGroup.group_id)).all())
     return [{"code": g.code, "name": g.name, "description": g.description, "members": counts.get(g.id, 0)}
             for g in session.scalars(select(Group).order_by(Group.code))]
 
@@ -470,7 +508,7 @@ def user_groups(session: Session, user: User) -> dict:
 def set_user_organizations(session: Session, user: User, codes: list[str], primary: str | None = None) -> None:
     """Make ``codes`` the user's organizations; ``primary`` (default: the first) their primary one."""
     codes = list(dict.fromkeys(codes))
-    ids = _org_ids(session, codes, "organizations")
+    ids = _ids(session, Organization, "directory.org_unknown", codes, "organizations")
     if primary is not None and primary not in ids:
         raise ValidationError([Detail("primary", "directory.primary_not_member", {"code": primary})])
     primary_id = ids[primary if primary is not None else codes[0]] if codes else None
@@ -488,25 +526,16 @@ def add_organization_member(session: Session, org_code: str, user_code: str, pri
 
 def set_user_groups(session: Session, user: User, codes: list[str]) -> None:
     codes = list(dict.fromkeys(codes))
-    ids = _group_ids(session, codes, "groups")
+    ids = _ids(session, Group, "directory.group_unknown", codes, "groups")
     _sync_groups(session, {user.id: [ids[c] for c in codes]})
 
 
-def _org_ids(session: Session, codes: list[str], path: str) -> dict[str, int]:
-    found = dict(session.execute(select(Organization.code, Organization.id)
-                                 .where(Organization.code.in_(codes))).tuples().all()) if codes else {}
-    missing = [Detail(f"{path}[{i}]", "directory.org_unknown", {"code": c}) for i, c in enumerate(codes)
-               if c not in found]
-    if missing:
-        raise ValidationError(missing)
-    return found
-
-
-def _group_ids(session: Session, codes: list[str], path: str) -> dict[str, int]:
-    found = dict(session.execute(select(Group.code, Group.id).where(Group.code.in_(codes))).tuples().all()) \
-        if codes else {}
-    missing = [Detail(f"{path}[{i}]", "directory.group_unknown", {"code": c}) for i, c in enumerate(codes)
-               if c not in found]
+def _ids(session: Session, model, unknown_key: str, codes: list[str], path: str) -> dict[str, int]:
+    """{code: id} of organizations or groups; any unknown code is a located error."""
+    searchable = [c for c in codes if _searchable(c)]
+    found = dict(session.execute(select(model.code, model.id).where(model.code.in_(searchable))).all()) \
+        if searchable else {}
+    missing = [Detail(f"{path}[{i}]", unknown_key, {"code": c}) for i, c in enumerate(codes) if c not in found]
     if missing:
         raise ValidationError(missing)
     return found
@@ -679,8 +708,8 @@ def import_csv(session: Session, data: bytes, encoding: str = "auto") -> ImportR
     rows = _read_rows(decode_csv(data, encoding))
     errors: list[Detail] = []
 
-    def err(row: _Row, key: str, detail_key: str, **params) -> None:
-        errors.append(Detail(row.path(key), detail_key, params))
+    def err(at: _Row, column: str, detail_key: str, /, **params) -> None:
+        errors.append(Detail(at.path(column), detail_key, params))
 
     # ---- pass 1: every row on its own
     orgs: dict[str, _Row] = {}
@@ -709,11 +738,11 @@ def import_csv(session: Session, data: bytes, encoding: str = "auto") -> ImportR
                 err(row, "code", "directory.csv_duplicate", code=code, row=seen[code].number)
                 continue
             seen[code] = row
-            if kind == "org" and row.get("position"):
-                try:
-                    int(row.get("position"))
-                except ValueError:
-                    err(row, "position", "directory.bad_position")
+            for column, problem in (("position", _position_problem(row.get("position") or None)),
+                                    ("description", _text_problem(row.get("description")))):
+                if problem is not None:
+                    problem.path = row.path(column)
+                    errors.append(problem)
         else:
             members.append((row, kind))
 
@@ -739,8 +768,8 @@ def import_csv(session: Session, data: bytes, encoding: str = "auto") -> ImportR
         if up == code:
             err(row, "parent", "directory.csv_cycle", code=code)
 
-    user_codes = {row.get("user") for row, _k in members if row.get("user")}
-    users = dict(session.execute(select(User.code, User.id).where(User.code.in_(user_codes))).tuples().all()) \
+    user_codes = {row.get("user") for row, _k in members if _searchable(row.get("user"))}
+    users = dict(session.execute(select(User.code, User.id).where(User.code.in_(user_codes))).all()) \
         if user_codes else {}
     org_members: dict[str, list[str]] = {}
     primary_row: dict[str, _Row] = {}
@@ -799,12 +828,10 @@ def import_csv(session: Session, data: bytes, encoding: str = "auto") -> ImportR
             group.description = row.get("description")
         report.groups_updated += before != (group.name, group.description)
 
-    created: list[Organization] = []
-    for code, row in orgs.items():
-        if code not in db_orgs:
-            db_orgs[code] = Organization(code=code, name=row.get("name"), path="", position=0)
-            session.add(db_orgs[code])
-            created.append(db_orgs[code])
+    created = {code for code in orgs if code not in db_orgs}
+    for code in created:
+        db_orgs[code] = Organization(code=code, name=orgs[code].get("name"), path="", position=0)
+        session.add(db_orgs[code])
     session.flush()
     report.organizations_created = len(created)
     next_position: dict[int | None, int] = {}
@@ -816,12 +843,12 @@ def import_csv(session: Session, data: bytes, encoding: str = "auto") -> ImportR
         org.parent_id = db_orgs[parent].id if parent else None
         if row.get("position"):
             org.position = int(row.get("position"))
-        elif org in created or org.parent_id != before[1]:
+        elif code in created or org.parent_id != before[1]:
             if org.parent_id not in next_position:
                 next_position[org.parent_id] = _next_position(session, org.parent_id)
             org.position = next_position[org.parent_id]
             next_position[org.parent_id] += 1
-        if org not in created:
+        if code not in created:
             report.organizations_updated += before != (org.name, org.parent_id, org.position)
     session.flush()
     _rebuild_paths(session)
@@ -830,8 +857,7 @@ def import_csv(session: Session, data: bytes, encoding: str = "auto") -> ImportR
     wanted_orgs = {users[u]: ([org_id[c] for c in dict.fromkeys(codes)],
                               org_id[primary_row[u].get("code")] if u in primary_row else org_id[codes[0]])
                    for u, codes in org_members.items()}
-    session.flush()
-    group_id = dict(session.execute(select(Group.code, Group.id)).tuples().all()) if group_members else {}
+    group_id = dict(session.execute(select(Group.code, Group.id)).all()) if group_members else {}
     wanted_groups = {users[u]: [group_id[c] for c in dict.fromkeys(codes)] for u, codes in group_members.items()}
     report.users_updated = len(_sync_organizations(session, wanted_orgs) | _sync_groups(session, wanted_groups))
     return report

@@ -59,3 +59,11 @@ def test_definition_and_permission_changes_are_audited(admin_api):
         actions = [e.action for e in reversed(audit.query(s, app_id=app_id)[0])]
     assert actions[:2] == ["app.create", "app.deploy"]
     assert "app.draft" in actions and actions[-1] == "permission.change"
+
+
+def test_directory_changes_are_audited(admin_api):
+    resp = admin_api.post("/api/v1/organizations", json={"code": "kenko", "name": "健康推進課"})
+    assert resp.status_code == 201, resp.json
+    with admin_api.app.extensions["kumiki"].Session() as s:
+        entries, _ = audit.query(s, action="directory.change")
+    assert entries and entries[0].detail["path"] == "/api/v1/organizations"

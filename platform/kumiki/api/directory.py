@@ -288,3 +288,15 @@ def import_directory(args, _files):
     report = d.import_csv(session, f.read(), encoding)
     session.commit()
     return report.as_dict()
+
+
+@blp.after_request
+def _audit_changes(response):
+    """Memberships decide permissions: every successful change of the directory is audited."""
+    from flask import request
+
+    from kumiki.api.audit import log_now
+
+    if request.method not in ("GET", "HEAD", "OPTIONS") and response.status_code < 400:
+        log_now("directory.change", detail={"method": request.method, "path": request.path})
+    return response
