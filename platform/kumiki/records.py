@@ -210,6 +210,8 @@ class RecordService:
         return Context(user_code=self.user_code, now=now or utcnow(), timezone=self.timezone,
                        is_create=is_create, locale=self.locale, user_name=self._user_name,
                        user_exists=lambda code: self._user_name(code) is not None,
+                       org_exists=lambda code: self._directory_has("org", code),
+                       group_exists=lambda code: self._directory_has("group", code),
                        file_info=self._file_info)
 
     USER_VALUED = ("USER_SELECT", "CREATOR", "MODIFIER", "STATUS_ASSIGNEE")
@@ -237,6 +239,14 @@ class RecordService:
                                 if key.startswith("f_") and isinstance(value, list):
                                     collect(value)
         self._load_user_names(codes)
+
+    def _directory_has(self, kind: str, code: str) -> bool:
+        key = (kind, code)
+        cache = self.__dict__.setdefault("_directory_cache", {})
+        if key not in cache:
+            from kumiki import directory
+            cache[key] = (directory.org_exists if kind == "org" else directory.group_exists)(self.session, code)
+        return cache[key]
 
     def _prefetch_input_users(self, schema: AppSchema, records: Sequence) -> None:
         """Check every user a bulk write names with one query (not one query per user)."""

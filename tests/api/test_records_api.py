@@ -250,14 +250,33 @@ def test_cursor_refuses_order_by_and_other_apps(case_app):
 def test_change_one_time_password(app):
     make_user(app, "clerk", is_admin=False, password="password-1234")
     client = app.test_client()
-    client.post("/api/v1/auth/login", json={"login": "clerk", "password": "password-1234"})
-    resp = client.post("/api/v1/me/password", json={"current": "wrong", "new": "another-password-1"})
+    csrf = {"X-CSRF-Token": client.post("/api/v1/auth/login", json={"login": "clerk", "password": "password-1234"}).json["csrf_token"]}
+    resp = client.post("/api/v1/me/password", json={"current": "wrong", "new": "another-password-1"}, headers=csrf)
     assert resp.status_code == 400
-    resp = client.post("/api/v1/me/password", json={"current": "password-1234", "new": "short"})
+    resp = client.post("/api/v1/me/password", json={"current": "password-1234", "new": "short"}, headers=csrf)
     assert resp.status_code == 400 and "10文字以上" in resp.json["errors"]["new"][0]
-    resp = client.post("/api/v1/me/password", json={"current": "password-1234", "new": "another-password-1"})
+    resp = client.post("/api/v1/me/password", json={"current": "password-1234", "new": "another-password-1"}, headers=csrf)
     assert resp.status_code == 204
-    client.post("/api/v1/auth/logout")
+    client.post("/api/v1/auth/logout", headers=csrf)
     assert client.post("/api/v1/auth/login", json={"login": "clerk", "password": "password-1234"}).status_code == 401
     ok = client.post("/api/v1/auth/login", json={"login": "clerk", "password": "another-password-1"})
     assert ok.status_code == 200 and ok.json["must_change_password"] is False
+
+
+def test_organization_and_group_selections_must_exist(admin_api):
+    from kumiki import directory
+
+    with admin_api.app.extensions["kumiki"].Session() as s:
+        directory.create_organization(s, "kenko", "健康推進課")
+        directory.create_group(s, "hokenshi", "保健師")
+        s.commit()
+    app_id = admin_api.post("/api/v1/apps?deploy=true", json={"name": "x", "fields": [
+        {"code": "組織", "type": "ORGANIZATION_SELECT", "label": "組織"},
+        {"code": "グループ", "type": "GROUP_SELECT", "label": "グループ"}]}).json["id"]
+    url = f"/api/v1/apps/{app_id}/records"
+    ok = admin_api.post(url, json={"record": {"組織": ["kenko"], "グループ": ["hokenshi"]}})
+    assert ok.status_code == 201
+    bad = admin_api.post(url, json={"record": {"組織": ["nope"], "グループ": ["nope"]}})
+    assert bad.status_code == 400
+    assert "組織「nope」は存在しません。" in bad.json["errors"]["record.組織"]
+    assert "record.グループ" in bad.json["errors"]

@@ -56,6 +56,8 @@ class Context:
     # Lookups into the directory and file store; RecordService supplies real ones.
     user_name: Callable[[str], str | None] = lambda code: None
     user_exists: Callable[[str], bool] = lambda code: True
+    org_exists: Callable[[str], bool] = lambda code: True
+    group_exists: Callable[[str], bool] = lambda code: True
     file_info: Callable[[str], dict | None] = lambda key: None
     extra: dict = field(default_factory=dict)
 

@@ -4,8 +4,11 @@ from kumiki.fields._entities import EntitySelect
 
 
 class GroupSelect(EntitySelect):
-    """Groups arrive with the directory; until then any non-empty code is accepted."""
+    """Codes are checked against the directory (kumiki.directory)."""
 
     type_name = "GROUP_SELECT"
     label = ("グループ選択", "Group selection")
     entity_type = "GROUP"
+
+    def exists(self, code, ctx):
+        return ctx.group_exists(code)
