@@ -304,3 +304,29 @@ def test_organizations_groups_and_sub_organizations(any_app):
     assert status == 200 and seen == ["A", "B"] and "所見" not in body    # 統括 sees all, not the 所見 field
     status, _seen, _body = names("other_dept")
     assert status == 403                                                   # outside 健康生きがい部
+
+
+def test_app_tokens_have_their_scopes_on_their_app_only(world):
+    admin, app_id, url, ids = world["apis"]["admin"], world["app_id"], world["url"], world["ids"]
+    resp = admin.post(f"/api/v1/apps/{app_id}/tokens", json={"name": "連携", "scopes": ["view", "add"]})
+    assert resp.status_code == 201, resp.json
+    secret, token_id = resp.json["token"], resp.json["id"]
+    assert secret.startswith("kma_") and "token" not in admin.get(f"/api/v1/apps/{app_id}/tokens").json[0]
+    client = admin.app.test_client()
+    h = {"X-Kumiki-App-Token": secret}
+    listing = client.get(url, headers=h)
+    # record rules apply as to "everyone": only records no rule's condition holds back... none here
+    # (rule 2 has no condition and names no one the token is), so the token sees nothing, and no 秘密
+    assert listing.status_code == 200 and SECRET not in listing.get_data(as_text=True)
+    created = client.post(url, json={"record": {"氏名": "連携から"}}, headers=h)
+    assert created.status_code == 201
+    assert client.put(f"{url}/{ids['R1']}", json={"record": {"氏名": "x"}}, headers=h).status_code == 403
+    assert client.get("/api/v1/apps", headers=h).status_code == 401          # not a user
+    other = admin.post("/api/v1/apps?deploy=true", json={**CASE_APP, "permissions": {}}).json["id"]
+    assert client.get(f"/api/v1/apps/{other}/records", headers=h).status_code == 403
+    with admin.app.extensions["kumiki"].Session() as s:
+        from kumiki import audit
+        entry = audit.query(s, action="record.create", app_id=app_id, limit=1)[0][0]
+    assert entry.user_code == f"apptoken:{token_id}"
+    assert admin.delete(f"/api/v1/apps/{app_id}/tokens/{token_id}").status_code == 204
+    assert client.get(url, headers=h).status_code == 401

@@ -280,3 +280,13 @@ def test_organization_and_group_selections_must_exist(admin_api):
     assert bad.status_code == 400
     assert "組織「nope」は存在しません。" in bad.json["errors"]["record.組織"]
     assert "record.グループ" in bad.json["errors"]
+
+
+def test_personal_tokens_over_the_api(admin_api):
+    resp = admin_api.post("/api/v1/me/tokens", json={"name": "スクリプト"})
+    assert resp.status_code == 201, resp.json
+    secret = resp.json["token"]
+    assert secret.startswith("kmk_") and resp.json["created_at"]
+    assert ApiClient(admin_api.app, secret).get("/api/v1/me").json["code"] == "admin"
+    assert admin_api.delete(f"/api/v1/me/tokens/{resp.json['id']}").status_code == 204
+    assert ApiClient(admin_api.app, secret).get("/api/v1/me").status_code == 401

@@ -246,9 +246,7 @@ def create_app_token(body, app_id):
     token, secret = tokens.issue(session, app_id, body["name"], body["scopes"], actor().id)
     record_in_request("token.create", app_id=app_id, detail={"token_id": token.id, "scopes": token.scopes})
     session.commit()
-    out = AppTokenOut().dump(token)
-    out["token"] = secret
-    return out
+    return {**{k: getattr(token, k) for k in AppTokenOut().fields}, "token": secret}
 
 
 @blp.route("/<int:app_id>/tokens/<int:token_id>", methods=["DELETE"])

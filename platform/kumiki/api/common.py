@@ -164,6 +164,11 @@ def _authenticate_request() -> None:
     secret = None
     if header.lower().startswith("bearer "):
         secret = header[7:].strip()
+    app_secret = request.headers.get("X-Kumiki-App-Token") or (
+        secret if secret and secret.startswith("kma_") else None)
+    if app_secret:
+        _authenticate_app_token(app_secret)
+        return
     secret = secret or request.headers.get("X-Kumiki-API-Token")
     if secret:
         user = user_for_token(db(), secret)
@@ -175,6 +180,20 @@ def _authenticate_request() -> None:
     if current_user and getattr(current_user, "is_authenticated", False):
         g.actor = current_user
         g.auth_method = "session"
+
+
+def _authenticate_app_token(secret: str) -> None:
+    """An app token works only on its own app's records (kumiki.access.tokens)."""
+    from kumiki.access import tokens
+
+    token = tokens.find(db(), secret)
+    if token is None:
+        raise Unauthorized("auth.token_invalid")
+    app_id = (request.view_args or {}).get("app_id")
+    if app_id is not None and app_id != token.app_id:
+        raise Forbidden("apptoken.wrong_app")
+    g.app_token = token
+    g.auth_method = f"apptoken:{token.id}"
 
 
 _HTTP_KEYS = {401: ("UNAUTHORIZED", "unauthorized"), 403: ("FORBIDDEN", "forbidden"),
@@ -228,7 +247,8 @@ def install(app: Flask) -> None:
         if request.path.startswith("/api/"):
             _authenticate_request()
             endpoint = request.endpoint or ""
-            if g.get("actor") is None and not endpoint.endswith(PUBLIC_ENDPOINT_SUFFIXES):
+            if g.get("actor") is None and g.get("app_token") is None \
+                    and not endpoint.endswith(PUBLIC_ENDPOINT_SUFFIXES):
                 raise Unauthorized("unauthorized")
             _check_csrf()
 
