@@ -163,8 +163,13 @@ class TokenCreated(TokenOut):
     token = fields.String(metadata={"description": "shown once; store it now"})
 
 
+def _attrs(obj, schema: Schema) -> dict:
+    """Raw attribute values for a response schema (which serialises them once)."""
+    return {name: getattr(obj, name, None) for name in schema.fields}
+
+
 def _me(user: User, with_csrf: bool) -> dict:
-    out = MeOut().dump(user)
+    out = _attrs(user, MeOut())
     out["csrf_token"] = csrf_token() if with_csrf else None
     return out
 
@@ -274,7 +279,7 @@ def create_token(body):
     session = db()
     token, secret = identity.issue_token(session, actor(), body["name"])
     session.commit()
-    out = TokenOut().dump(token)
+    out = _attrs(token, TokenOut())  # (dumping here too made the response serialise dates twice: 500)
     out["token"] = secret
     return out
 
