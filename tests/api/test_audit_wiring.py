@@ -67,3 +67,32 @@ def test_directory_changes_are_audited(admin_api):
     with admin_api.app.extensions["kumiki"].Session() as s:
         entries, _ = audit.query(s, action="directory.change")
     assert entries and entries[0].detail["path"] == "/api/v1/organizations"
+
+
+def test_logins_and_failures_are_audited(app):
+    make_user(app, "clerk", is_admin=False, password="password-1234")
+    client = app.test_client()
+    assert client.post("/api/v1/auth/login", json={"login": "clerk", "password": "wrong-one-here"}).status_code == 401
+    assert client.post("/api/v1/auth/login", json={"login": "nobody", "password": "wrong-one-here"}).status_code == 401
+    assert client.post("/api/v1/auth/login", json={"login": "clerk", "password": "password-1234"}).status_code == 200
+    with app.extensions["kumiki"].Session() as s:
+        entries = list(reversed(audit.query(s, action="login*")[0]))
+        assert audit.verify(s).ok
+    assert [(e.action, e.user_code) for e in entries] == [
+        ("login_failed", "clerk"), ("login_failed", "nobody"), ("login", "clerk")]
+    assert entries[0].detail["outcome"] == "bad_password"
+
+
+def test_refusals_are_audited(app):
+    _u, admin_token = make_user(app, "admin")
+    _c, clerk_token = make_user(app, "clerk", is_admin=False)
+    admin, clerk = ApiClient(app, admin_token), ApiClient(app, clerk_token)
+    app_id = admin.post("/api/v1/apps?deploy=true", json={**APP, "permissions": {
+        "app": [{"entity": {"type": "USER", "code": "admin"}, "view": True}]}}).json["id"]
+    assert clerk.get(f"/api/v1/apps/{app_id}/records").status_code == 403
+    assert clerk.get("/api/v1/audit").status_code == 403
+    with app.extensions["kumiki"].Session() as s:
+        denied = list(reversed(audit.query(s, action="access.denied")[0]))
+    assert [(e.user_code, e.detail["path"]) for e in denied] == [
+        ("clerk", f"/api/v1/apps/{app_id}/records"), ("clerk", "/api/v1/audit")]
+    assert denied[0].app_id == app_id

@@ -74,6 +74,7 @@ def denied(exc: KumikiError, **kwargs) -> KumikiError:
     detail = {"method": request.method, "path": request.path, "status": exc.status,
               **(kwargs.pop("detail", None) or {})}
     log_now("access.denied", detail=detail, **kwargs)
+    g.denial_audited = True
     return exc
 
 

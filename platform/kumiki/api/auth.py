@@ -1,7 +1,7 @@
 """Login, logout, two-factor set-up, the current user, personal API tokens and (admin) user management.
 
 Audit spots (wired by the lead): ``g.login_result`` (a :class:`kumiki.auth.LoginResult`) after
-every login attempt; logout, password change and TOTP enable/disable are marked ``# audit:``.
+every login attempt, logout, password change and TOTP enable/disable.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from kumiki import auth as identity
 from kumiki import i18n
+from kumiki.api.audit import record_in_request
 from kumiki.api.common import actor, csrf_token, db, require_admin, state
 from kumiki.errors import Conflict, Detail, KumikiError, NotFound, Unauthorized, ValidationError
 from kumiki.model import ApiToken, User
@@ -185,8 +186,11 @@ def login(body):
     session = db()
     result = identity.login(session, body["login"], body["password"], body.get("otp"),
                             ip=request.remote_addr or "", policy=_policy())
-    session.commit()  # attempts count whatever the outcome
-    g.login_result = result  # audit: auth.login / auth.login_failed
+    g.login_result = result
+    # The attempt and its audit entry commit together, whatever the outcome.
+    record_in_request("login" if result.ok else "login_failed", user=result.user or result.login,
+                      detail={"outcome": result.outcome})
+    session.commit()
     if not result.ok:
         _raise_for(result)
     cookie_session.clear()  # a fresh session on every login (no fixation)
@@ -198,7 +202,10 @@ def login(body):
 @blp.route("/auth/logout", methods=["POST"])
 @blp.response(204)
 def logout():
-    logout_user()  # audit: auth.logout
+    if g.get("actor") is not None:
+        record_in_request("logout")
+        db().commit()
+    logout_user()
     cookie_session.clear()
     return None
 
@@ -218,7 +225,8 @@ def change_password(body):
     identity.check_password_policy(body["new"], "new", login=user.code)
     user.password_hash = identity.hash_password(body["new"])
     user.must_change_password = False
-    session.commit()  # audit: auth.password_changed
+    record_in_request("password.change")
+    session.commit()
     return None
 
 
@@ -249,7 +257,8 @@ def totp_enable(body):
         raise Conflict("auth.totp_not_set_up")
     if not identity.totp_enable(session, user, body["code"]):
         raise ValidationError([Detail("code", "auth.otp_invalid")])
-    session.commit()  # audit: auth.totp_enabled
+    record_in_request("totp.enable")
+    session.commit()
     return _me(user, with_csrf=g.get("auth_method") == "session")
 
 
@@ -262,7 +271,8 @@ def totp_disable(body):
         raise Conflict("auth.totp_not_enabled")
     user = _reauthenticate(body["password"], otp=body["code"])
     identity.totp_disable(user)
-    session.commit()  # audit: auth.totp_disabled
+    record_in_request("totp.disable")
+    session.commit()
     return None
 
 

@@ -5,7 +5,7 @@ import hmac
 import secrets
 from datetime import timedelta
 
-from flask import Flask, g, jsonify, request, session as cookie_session
+from flask import Flask, current_app, g, jsonify, request, session as cookie_session
 from flask_login import current_user
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
@@ -277,7 +277,13 @@ def install(app: Flask) -> None:
     def _after(response):
         return _security_headers(response, secure)
 
-    app.register_error_handler(_KE, lambda e: _rollback_then(error_response(e)))
+    def _kumiki_error(exc):
+        response = _rollback_then(error_response(exc))
+        if exc.status == 403 and not g.get("denial_audited") and (g.get("actor") or g.get("app_token")):
+            _audit_denial(exc)
+        return response
+
+    app.register_error_handler(_KE, _kumiki_error)
     app.register_error_handler(HTTPException, lambda e: _rollback_then(http_error(e)))
 
     @app.errorhandler(Exception)
@@ -286,6 +292,18 @@ def install(app: Flask) -> None:
         err = KumikiError("internal_error")
         err.status, err.code = 500, "INTERNAL_ERROR"
         return _rollback_then(error_response(err))
+
+
+def _audit_denial(exc) -> None:
+    """Every refusal is audited (who tried what); a failure to audit must not hide the 403."""
+    from kumiki.api.audit import log_now
+
+    try:
+        log_now("access.denied", user=g.get("actor") or (g.get("auth_method") or None),
+                app_id=(request.view_args or {}).get("app_id"), record_id=(request.view_args or {}).get("record_id"),
+                detail={"method": request.method, "path": request.path, "reason": exc.key})
+    except Exception:  # pragma: no cover - logged by the audit module's own error path
+        current_app.logger.exception("could not audit a refusal")
 
 
 def _rollback_then(resp):
