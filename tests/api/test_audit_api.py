@@ -156,8 +156,11 @@ def test_helpers_in_read_and_write_requests(make_config, backend):
     assert time.perf_counter() - started < 10
     assert outcomes == {"ok": 200, "fail": 403, "deny": 403, "read": 200}
     found = entries(flask_app)
-    assert [e["action"] for e in reversed(found)] == ["record.update", "access.denied", "record.view"]
+    # the failed write's own entry is rolled back with it, but its refusal is audited (centrally)
+    assert [e["action"] for e in reversed(found)] == ["record.update", "access.denied", "access.denied",
+                                                      "record.view"]
     assert all(e["user_code"] == "clerk" for e in found)
+    assert found[2]["detail"]["path"] == "/api/v1/_t/write/fail"
     assert found[1]["detail"] == {"method": "POST", "path": "/api/v1/_t/write/deny", "status": 403,
                                   "reason": "test"}
     with flask_app.extensions["kumiki"].Session() as s:
