@@ -36,6 +36,7 @@ i18n.register({
     "cli.initialised": ("インスタンスを初期化しました: {path}", "Initialised the instance: {path}"),
     "cli.demo_imported": ("デモアプリ「{name}」を作成して公開しました（ID: {app_id}）。",
                           "Created and deployed the demo app \"{name}\" (ID {app_id})."),
+    "cli.user_unlocked": ("ログイン名「{code}」のロックを解除しました。", "Unlocked the login \"{code}\"."),
     "cli.demo_skipped": ("デモアプリ「{name}」は既にあります。", "The demo app \"{name}\" already exists."),
     "cli.serving": ("kumiki を起動します: {url}", "Starting kumiki at {url}"),
     "cli.user_created": ("ユーザー「{code}」（{name}）を作成しました。", "Created the user \"{code}\" ({name})."),
@@ -486,6 +487,19 @@ def user_token(state: CliState, code: str, name: str) -> None:
         _token, secret = auth.issue_token(session, target, name)
     state.say("cli.token_created", code=code, name=name, err=True)
     click.echo(secret)
+
+
+@user.command("unlock")
+@click.argument("code")
+@pass_state
+def user_unlock(state: CliState, code: str) -> None:
+    """ログイン失敗によるロックを解除します / lift a lock left by failed logins."""
+    from kumiki import audit, auth
+
+    with state.session() as session:
+        auth.unlock(session, code)
+        audit.record(session, "user.unlock", user=None, detail={"login": code, "via": "cli"})
+    state.say("cli.user_unlocked", code=code)
 
 
 # ---- apps ----------------------------------------------------------------------------------

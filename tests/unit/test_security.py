@@ -236,3 +236,34 @@ def test_plain_http_default_is_not_secure(tmp_path, monkeypatch):
     monkeypatch.delenv("KUMIKI_BASE_URL", raising=False)
     monkeypatch.delenv("KUMIKI_SECURE_COOKIES", raising=False)
     assert Config.from_env(instance_dir=tmp_path / "i").secure_cookies is False
+
+
+def test_cli_unlock_lifts_a_lock(tmp_path):
+    from click.testing import CliRunner
+    from sqlalchemy import select
+
+    from kumiki import audit, auth
+    from kumiki.cli import main
+    from kumiki.config import Config
+    from kumiki.db import make_engine, make_sessionmaker
+    from kumiki.migrate import upgrade
+
+    config = Config.from_env(instance_dir=tmp_path / "inst", secret_key="s")
+    engine = make_engine(config.database_url)
+    upgrade(engine)
+    Session = make_sessionmaker(engine)
+    with Session() as s:
+        auth.create_user(s, "clerk", "Clerk", "password-1234")
+        s.commit()
+        for _ in range(5):
+            auth.login(s, "clerk", "wrong-password-x", ip="10.0.0.1")
+        s.commit()
+        assert auth.login(s, "clerk", "password-1234", ip="10.0.0.1").outcome == "locked"
+        s.commit()
+    result = CliRunner().invoke(main, ["--instance-dir", str(tmp_path / "inst"), "user", "unlock", "clerk"],
+                                env={"KUMIKI_SECRET_KEY": "s"})
+    assert result.exit_code == 0, result.output
+    with Session() as s:
+        assert auth.login(s, "clerk", "password-1234", ip="10.0.0.1").outcome == "ok"
+        assert audit.query(s, action="user.unlock")[1] == 1
+    engine.dispose()

@@ -158,6 +158,23 @@ def record_filter(schema: AppSchema, access: Access, right: str, ctx: Context,
     rules = _permissions(schema).get("record") or []
     if not rules:
         return None
+    # Built once per app version, user, right and minute (conditions may use TODAY() or NOW()):
+    # building it costs ~0.5 ms, a noticeable share of a 5 ms page.
+    minute = ctx.now.replace(second=0, microsecond=0) if ctx.now else None
+    key = (id(schema), access.principal, right, dialect_name, minute, ctx.timezone)
+    cached = _FILTERS.get(key)
+    if cached is None or cached[0] is not schema:   # the schema object itself is part of the key
+        if len(_FILTERS) > 2048:
+            _FILTERS.clear()
+        cached = _FILTERS[key] = (schema, _build_record_filter(schema, rules, access, right, ctx, dialect_name))
+    return cached[1]
+
+
+_FILTERS: dict = {}
+
+
+def _build_record_filter(schema: AppSchema, rules: list, access: Access, right: str, ctx: Context,
+                         dialect_name: str) -> ColumnElement:
     from kumiki.query import compile_query
 
     allowed: ColumnElement = true()          # a record no rule matches is open
