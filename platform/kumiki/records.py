@@ -196,6 +196,12 @@ class RecordService:
         else:
             audit.log(self.session.get_bind(), action, **kwargs)
 
+    def _audit_hidden(self, schema: AppSchema, record_id: int) -> None:
+        """A record that exists but is hidden answers 404 like a missing one; the attempt is audited."""
+        t = schema.table
+        if self.session.execute(select(t.c.id).where(t.c.id == record_id)).first() is not None:
+            self._audit_read("access.denied", schema.app_id, record_id, {"reason": "record.hidden"})
+
     @staticmethod
     def _and(*conds):
         conds = [c for c in conds if c is not None]
@@ -308,6 +314,7 @@ class RecordService:
         where = self._and(schema.table.c.id == record_id, self._record_filter(schema, "view"))
         rows = store.select_rows(self._conn, schema, self._columns(schema, None), where, [], 1, None)
         if not rows:
+            self._audit_hidden(schema, record_id)
             raise NotFound("record.not_found", record_id=record_id)
         out = self._to_records(schema, rows, None)[0]
         self._audit_read("record.view", app_id, record_id)
@@ -659,6 +666,7 @@ class RecordService:
             visible = self.session.execute(select(t.c.id).where(
                 self._and(t.c.id == record_id, self._record_filter(schema, "view")))).first()
             if visible is None:
+                self._audit_hidden(schema, record_id)
                 raise NotFound("record.not_found", record_id=record_id)
         elif not acc.can("manage"):
             raise NotFound("record.not_found", record_id=record_id)

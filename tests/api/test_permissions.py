@@ -330,3 +330,14 @@ def test_app_tokens_have_their_scopes_on_their_app_only(world):
     assert entry.user_code == f"apptoken:{token_id}"
     assert admin.delete(f"/api/v1/apps/{app_id}/tokens/{token_id}").status_code == 204
     assert client.get(url, headers=h).status_code == 401
+
+
+def test_hidden_records_answer_404_and_the_attempt_is_audited(world):
+    from kumiki import audit
+
+    kami, ids, url = world["apis"]["kami"], world["ids"], world["url"]
+    assert kami.get(f"{url}/{ids['R1']}").status_code == 404
+    assert kami.get(f"{url}/999999").status_code == 404          # truly missing: nothing to audit
+    with kami.app.extensions["kumiki"].Session() as s:
+        entries = audit.query(s, action="access.denied", user="kami")[0]
+    assert [(e.record_id, e.detail["reason"]) for e in entries] == [(ids["R1"], "record.hidden")]
