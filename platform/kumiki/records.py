@@ -218,7 +218,8 @@ class RecordService:
                        user_exists=lambda code: self._user_name(code) is not None,
                        org_exists=lambda code: self._directory_has("org", code),
                        group_exists=lambda code: self._directory_has("group", code),
-                       file_info=self._file_info)
+                       file_info=self._file_info,
+                       extra={"primary_organization": self._primary_organization()})
 
     USER_VALUED = ("USER_SELECT", "CREATOR", "MODIFIER", "STATUS_ASSIGNEE")
 
@@ -245,6 +246,12 @@ class RecordService:
                                 if key.startswith("f_") and isinstance(value, list):
                                     collect(value)
         self._load_user_names(codes)
+
+    def _primary_organization(self) -> str | None:
+        """For PRIMARY_ORGANIZATION() in queries and record rules (no lookup for the system itself)."""
+        if self.user is None and self._principal is None:
+            return None
+        return self.principal.primary_organization
 
     def _directory_has(self, kind: str, code: str) -> bool:
         key = (kind, code)

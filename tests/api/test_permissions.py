@@ -341,3 +341,30 @@ def test_hidden_records_answer_404_and_the_attempt_is_audited(world):
     with kami.app.extensions["kumiki"].Session() as s:
         entries = audit.query(s, action="access.denied", user="kami")[0]
     assert [(e.record_id, e.detail["reason"]) for e in entries] == [(ids["R1"], "record.hidden")]
+
+
+def test_primary_organization_in_record_rules(any_app):
+    from kumiki import directory
+
+    app = any_app
+    _a, admin_token = make_user(app, "admin")
+    tokens = {c: make_user(app, c, is_admin=False)[1] for c in ("sato", "suzuki")}
+    with app.extensions["kumiki"].Session() as s:
+        directory.create_organization(s, "itabashi-hc", "板橋健康福祉センター")
+        directory.create_organization(s, "kami-hc", "上板橋健康福祉センター")
+        directory.add_organization_member(s, "itabashi-hc", "sato", primary=True)
+        directory.add_organization_member(s, "kami-hc", "suzuki", primary=True)
+        s.commit()
+    admin = ApiClient(app, admin_token)
+    app_id = admin.post("/api/v1/apps?deploy=true", json={
+        "name": "所属センター", "fields": [
+            {"code": "氏名", "type": "SINGLE_LINE_TEXT", "label": "氏名"},
+            {"code": "センター", "type": "ORGANIZATION_SELECT", "label": "センター"}],
+        "permissions": {"record": [{"condition": "センター in (PRIMARY_ORGANIZATION())", "entities": [
+            {"entity": {"type": "EVERYONE"}, "view": True}]},
+            {"condition": "", "entities": []}]}}).json["id"]
+    url = f"/api/v1/apps/{app_id}/records"
+    admin.post(url, json={"records": [{"氏名": "A", "センター": ["itabashi-hc"]},
+                                      {"氏名": "B", "センター": ["kami-hc"]}]})
+    seen = {c: [r["氏名"] for r in ApiClient(app, t).get(url).json["records"]] for c, t in tokens.items()}
+    assert seen == {"sato": ["A"], "suzuki": ["B"]}
