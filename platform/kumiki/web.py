@@ -11,7 +11,7 @@ from kumiki.config import PROJECT_ROOT
 DIST = PROJECT_ROOT / "frontend_dist"
 
 PLACEHOLDER = """<!doctype html><html lang="ja"><meta charset="utf-8"><title>kumiki</title>
-<body style="font-family: sans-serif; max-width: 40em; margin: 3em auto; line-height: 1.7">
+<body>
 <h1>kumiki（組木）</h1>
 <p>kumiki は起動しています。画面（Web UI）は今後のリリースで追加されます。今は REST API を使えます。</p>
 <ul><li><a href="/api/openapi.json">API の説明（OpenAPI 3.1）</a></li>
