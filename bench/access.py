@@ -56,7 +56,6 @@ The exit status is 1 when a target is missed.
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import os
 import random
@@ -68,9 +67,9 @@ from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (DEFAULT_PG_URL, Figure, Server, fmt_ms, machine_info, print_header,  # noqa: E402
+from _common import (Figure, Server, fmt_ms, machine_info, print_header,  # noqa: E402
                      render_table, save_json, summarise_ms, wait_http, wsgi_target)
-from records import APP, TIMEOUT, Bench, log, page_query  # noqa: E402
+from records import APP, TIMEOUT, Bench, benchmark_args, check_benchmark_args, log, page_query  # noqa: E402
 
 TARGET_RATIO = 1.5            # restricted p50 / administrator p50, page of 100
 
@@ -497,31 +496,11 @@ def figures(res: dict) -> list[Figure]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--records", type=int, default=1_000_000, help="records to insert (default 1,000,000)")
-    ap.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="sqlite")
-    ap.add_argument("--postgres-url", default=os.environ.get("KUMIKI_TEST_POSTGRES_URL") or DEFAULT_PG_URL,
-                    help="server URL; a fresh schema is created in it per run (default $KUMIKI_TEST_POSTGRES_URL "
-                         f"or {DEFAULT_PG_URL})")
-    ap.add_argument("--instance", help="SQLite: instance dir to populate once and reuse (insert skipped when "
-                                       "populated); the permissions are deployed to its app")
-    ap.add_argument("--keep", action="store_true", help="keep the temp instance dir / PostgreSQL schema")
-    ap.add_argument("--json", help="also write the figures to this file")
-    ap.add_argument("--requests", type=int, default=200, help="timed page requests per user (default 200)")
-    ap.add_argument("--count-requests", type=int, default=50, help="timed page+totalCount requests per user (default 50)")
-    ap.add_argument("--warmup", type=int, default=20, help="untimed requests per user first (default 20)")
+    ap = benchmark_args(__doc__, count_requests=50, per="user",
+                        instance_note="; the permissions are deployed to its app")
     ap.add_argument("--audit-calls", type=int, default=300, help="timed audit.log calls (default 300)")
-    ap.add_argument("--batch", type=int, default=1000, help="records per create_many call (default 1000)")
-    ap.add_argument("--users", type=int, default=300, help="users created for USER_SELECT (default 300)")
-    ap.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
-    ap.add_argument("--seed", type=int, default=20250401)
-    ap.add_argument("--no-http", action="store_true", help="skip the HTTP part (in-process figures only)")
     args = ap.parse_args(argv)
-    if args.records < 1 or args.batch < 1 or args.requests < 1 or args.count_requests < 1 or args.users < 2:
-        ap.error("--records, --batch, --requests, --count-requests must be positive and --users at least 2")
-    if args.instance and args.backend != "sqlite":
-        ap.error("--instance is for the SQLite backend")
+    check_benchmark_args(ap, args)
 
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     load_start = os.getloadavg()[0]

@@ -468,30 +468,43 @@ def figures(res: dict) -> list[Figure]:
     return figs
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+def benchmark_args(doc: str, *, count_requests: int, instance_note: str = "", per: str = "operation"
+                   ) -> argparse.ArgumentParser:
+    """The options every benchmark on the core app shares (bench/access.py adds its own)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=1_000_000, help="records to insert (default 1,000,000)")
     ap.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="sqlite")
     ap.add_argument("--postgres-url", default=os.environ.get("KUMIKI_TEST_POSTGRES_URL") or DEFAULT_PG_URL,
                     help="server URL; a fresh schema is created in it per run (default $KUMIKI_TEST_POSTGRES_URL "
                          f"or {DEFAULT_PG_URL})")
-    ap.add_argument("--instance", help="SQLite: instance dir to populate once and reuse (insert skipped when populated)")
+    ap.add_argument("--instance", help="SQLite: instance dir to populate once and reuse (insert skipped when "
+                                       "populated)" + instance_note)
     ap.add_argument("--keep", action="store_true", help="keep the temp instance dir / PostgreSQL schema")
     ap.add_argument("--json", help="also write the figures to this file")
-    ap.add_argument("--requests", type=int, default=200, help="timed requests per operation (default 200)")
-    ap.add_argument("--count-requests", type=int, default=100, help="timed page+totalCount requests (default 100)")
-    ap.add_argument("--warmup", type=int, default=20, help="untimed requests per operation first (default 20)")
+    ap.add_argument("--requests", type=int, default=200, help=f"timed requests per {per} (default 200)")
+    ap.add_argument("--count-requests", type=int, default=count_requests,
+                    help=f"timed page+totalCount requests per {per} (default {count_requests})")
+    ap.add_argument("--warmup", type=int, default=20, help=f"untimed requests per {per} first (default 20)")
     ap.add_argument("--batch", type=int, default=1000, help="records per create_many call (default 1000)")
     ap.add_argument("--users", type=int, default=300, help="users created for USER_SELECT (default 300)")
     ap.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
     ap.add_argument("--seed", type=int, default=20250401)
     ap.add_argument("--no-http", action="store_true", help="skip the HTTP part (in-process figures only)")
-    args = ap.parse_args(argv)
-    if args.records < 1 or args.batch < 1 or args.requests < 1 or args.users < 2:
-        ap.error("--records, --batch, --requests must be positive and --users at least 2")
+    return ap
+
+
+def check_benchmark_args(ap: argparse.ArgumentParser, args) -> None:
+    if args.records < 1 or args.batch < 1 or args.requests < 1 or args.count_requests < 1 or args.users < 2:
+        ap.error("--records, --batch, --requests, --count-requests must be positive and --users at least 2")
     if args.instance and args.backend != "sqlite":
         ap.error("--instance is for the SQLite backend")
+
+
+def main(argv=None) -> int:
+    ap = benchmark_args(__doc__, count_requests=100)
+    args = ap.parse_args(argv)
+    check_benchmark_args(ap, args)
 
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     load_start = os.getloadavg()[0]

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from kumiki import i18n
 from kumiki.config import PROJECT_ROOT, Config
-from kumiki.errors import KumikiError, ValidationError
+from kumiki.errors import KumikiError
 
 EXIT_BAD_INPUT = 2
 DEFAULT_CATALOG_DIR = PROJECT_ROOT / "apps_catalog"

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from kumiki import i18n
 from kumiki.db import write_intent
-from kumiki.errors import Conflict, Detail, FieldValueError, KumikiError, NotFound, ValidationError
+from kumiki.errors import Conflict, Detail, FieldValueError, NotFound, ValidationError
 from kumiki.fields.base import Context
 from kumiki.model import StoredFile, User
 from kumiki.model._common import utcnow

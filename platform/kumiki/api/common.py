@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from kumiki import i18n
-from kumiki.errors import (Detail, Forbidden, KumikiError, PayloadTooLarge, Unauthorized,
+from kumiki.errors import (Detail, Forbidden, KumikiError, Unauthorized,
                            ValidationError)
 from kumiki.extensions import state
 from kumiki.model import User

@@ -18,7 +18,6 @@ from kumiki.fields.base import Context, FieldValueError
 from kumiki.model import App, AppField, AppVersion, User
 from kumiki.model._common import utcnow
 from kumiki.storage import ddl
-from kumiki.storage.registry import iter_definition_fields
 from kumiki.storage.schema import SYSTEM_FIELDS, record_table_name, subtable_table_name
 
 i18n.register({

@@ -11,7 +11,7 @@ from typing import Any
 from kumiki import i18n
 from kumiki.db import JSONType
 from kumiki.errors import Detail, FieldValueError
-from kumiki.fields._common import SELECT_OPS, convert_single, mismatch, single_element, to_text
+from kumiki.fields._common import SELECT_OPS, convert_single, mismatch, to_text
 from kumiki.fields.base import MULTI, Context, FieldType
 
 
