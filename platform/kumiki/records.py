@@ -62,6 +62,8 @@ i18n.register({
                                     "Table row {row_id} does not belong to this record."),
     "record.unique_race": ("重複禁止のフィールドに同じ値が同時に登録されました。やり直してください。",
                            "A unique value was written concurrently; please retry."),
+    "record.revision_not_found": ("版 {revision} は見つかりません。", "Revision {revision} was not found."),
+    "record.not_in_trash": ("レコード（ID: {record_id}）はごみ箱にありません。", "Record {record_id} is not in the trash."),
     "cursor.invalid": ("カーソルが無効か、期限が切れています。", "The cursor is invalid or has expired."),
     "cursor.no_limit": ("カーソルのクエリには order by / limit / offset を指定できません（レコード番号の順に読みます）。",
                         "A cursor query cannot have order by / limit / offset (it reads in record-number order)."),
@@ -686,6 +688,84 @@ class RecordService:
                  "user": names.setdefault(r["user_id"], self._user_code_by_id(r["user_id"])),
                  "snapshot": self._mask(acc, r["snapshot"]), "diff": self._mask(acc, r["diff"])}
                 for r in rows]
+
+    def diff(self, app_id: int, record_id: int, rev_from: int, rev_to: int) -> dict:
+        """What changed between two revisions of a record (fields hidden from the user left out)."""
+        hist = {h["revision"]: h for h in self.history(app_id, record_id)}
+        missing = [r for r in (rev_from, rev_to) if r not in hist]
+        if missing:
+            raise NotFound("record.revision_not_found", revision=missing[0])
+        before, after = hist[rev_from]["snapshot"] or {}, hist[rev_to]["snapshot"] or {}
+        return {"from": rev_from, "to": rev_to, "diff": _diff(before, after)}
+
+    def restore(self, app_id: int, record_id: int, revision: int) -> dict:
+        """Put an old revision back, as a new revision (この版に戻す). Only fields the user may edit
+        are restored; the others keep their current values."""
+        history = {h["revision"]: h for h in self.history(app_id, record_id)}
+        old = history.get(revision)
+        if old is None or old["action"] == "delete" or old["snapshot"] is None:
+            raise NotFound("record.revision_not_found", revision=revision)
+        schema = self.schema(app_id)
+        acc = self.access(app_id)
+        values = {}
+        for code, value in old["snapshot"].items():
+            f = schema.fields.get(code)
+            if f is None or f.in_subtable or code not in schema.writable or not acc.editable(code):
+                continue
+            if f.type == "SUBTABLE":   # old rows come back as rows of today's table
+                value = [{"value": {k: v for k, v in row.get("value", {}).items() if acc.editable(k)}}
+                         for row in value or []]
+            values[code] = value
+        return self.update(app_id, values, record_id=record_id)
+
+    def trash(self, app_id: int, limit: int = 100, offset: int = 0) -> dict:
+        """Deleted records (ごみ箱), newest first: for those who manage the app."""
+        schema = self.schema(app_id)
+        self._require(app_id, "manage")
+        rows = store.deleted_records(self._conn, schema, limit, offset)
+        acc = self.access(app_id)
+        return {"records": [{"$id": r["record_id"], "deletedAt": _iso(r["at"]),
+                             "deletedBy": self._user_code_by_id(r["user_id"]),
+                             "record": self._mask(acc, r["snapshot"])} for r in rows["rows"]],
+                "totalCount": rows["total"]}
+
+    @_writes
+    def undelete(self, app_id: int, record_id: int) -> dict:
+        """Bring a deleted record back under its own record number, as a new revision."""
+        schema = self.schema(app_id)
+        self._require(app_id, "manage")
+        last = store.last_deletion(self._conn, schema, record_id)
+        if last is None:
+            raise NotFound("record.not_in_trash", record_id=record_id)
+        now = utcnow()
+        ctx = self._context(is_create=True, now=now)
+        snapshot = {}
+        for code, value in (last["snapshot"] or {}).items():
+            if code in schema.writable:
+                if schema.fields[code].type == "SUBTABLE":   # its rows were deleted with it: new rows
+                    value = [{"value": row.get("value", {})} for row in value or []]
+                snapshot[code] = value
+        p = self._prepare(schema, snapshot, ctx, "record", existing=None)
+        errors = self._check_unique(schema, [p], [record_id], "record")
+        if errors:
+            raise ValidationError(errors)
+        revision = last["revision"] + 1
+        first = store.first_history(self._conn, schema, record_id)
+        system = {"id": record_id, "revision": revision, "created_by": first["user_code"] if first else self.user_code,
+                  "created_at": first["at"] if first else now, "updated_by": self.user_code, "updated_at": now,
+                  "status": None, "assignees": None}
+        try:
+            store.insert_record_with_id(self._conn, schema, {**system, **p.columns})
+            self._write_subtables(schema, record_id, p)
+            store.insert_history(self._conn, [self._history_row(
+                app_id, record_id, revision, "restore", self._snapshot_from_values(schema, p), None, now)])
+            self._audit_write("record.restore", app_id, [record_id])
+            self.session.commit()
+        except IntegrityError:
+            self.session.rollback()
+            raise ValidationError([Detail("record", "record.unique_race")]) from None
+        self._emit(RecordEvent(app_id, "create", [record_id], self.user_code, [revision]))
+        return {"id": record_id, "revision": revision}
 
     def can_read_file(self, stored_file) -> bool:
         """A file attached to a record is readable by whoever may see that record and field."""

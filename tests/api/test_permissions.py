@@ -75,6 +75,10 @@ READ_PATHS = {
     "GET /api/v1/apps/<int:app_id>/versions",
     "GET /api/v1/apps/<int:app_id>/versions/<int:version>",
     "GET /api/v1/apps/<int:app_id>/tokens",
+    "GET /api/v1/apps/<int:app_id>/aggregate",
+    "POST /api/v1/apps/<int:app_id>/aggregate",
+    "GET /api/v1/apps/<int:app_id>/records/<int:record_id>/diff",
+    "GET /api/v1/apps/<int:app_id>/trash",
 }
 # GET routes that never return record data, with the reason.
 NOT_RECORD_DATA = {
@@ -141,7 +145,8 @@ def test_every_read_path_respects_the_rules(world, user):
     else:
         assert detail.status_code == 200 and "permissions" not in detail.json["definition"]
     for path in (f"/api/v1/apps/{app_id}/draft", f"/api/v1/apps/{app_id}/versions",
-                 f"/api/v1/apps/{app_id}/versions/1", f"/api/v1/apps/{app_id}/tokens"):
+                 f"/api/v1/apps/{app_id}/versions/1", f"/api/v1/apps/{app_id}/tokens",
+                 f"/api/v1/apps/{app_id}/trash"):
         assert get(path).status_code == 403
 
     listing = get(url, query_string={"totalCount": "true"})
@@ -158,6 +163,8 @@ def test_every_read_path_respects_the_rules(world, user):
     for name, rid in ids.items():
         one = get(f"{url}/{rid}")
         hist = get(f"{url}/{rid}/history")
+        diff = get(f"{url}/{rid}/diff", query_string={"from": 1, "to": 2 if name == "R1" else 1})
+        assert diff.status_code == (200 if name in visible else 403 if user == "outsider" else 404)
         if name in visible:
             assert one.status_code == 200 and ("相談内容" in one.json) == sees_secret
             assert hist.status_code == 200
@@ -190,6 +197,32 @@ def test_every_read_path_respects_the_rules(world, user):
         assert probe.status_code == 200
     else:
         assert probe.status_code == 400 and "権限" in probe.json["errors"]["query"][0]
+
+    # aggregations count only the records the user may see; hidden fields cannot be grouped or measured
+    agg = get(f"/api/v1/apps/{app_id}/aggregate", query_string={"group_by": "センター"})
+    agg_post = api.post(f"/api/v1/apps/{app_id}/aggregate", json={"group_by": [{"field": "センター"}]})
+    bodies.append(agg_post.get_data(as_text=True))
+    if user == "outsider":
+        assert agg.status_code == 403 and agg_post.status_code == 403
+    else:
+        centres = {}
+        for name in visible:
+            centre = {"R1": "板橋", "R2": "上板橋", "R3": "板橋", "R4": "上板橋"}[name]
+            centres[centre] = centres.get(centre, 0) + 1
+        for resp in (agg, agg_post):
+            assert resp.status_code == 200, resp.json
+            assert {g["keys"][0]: g["values"][0] for g in resp.json["groups"]} == centres
+            assert resp.json["totals"] == [len(visible)]
+        hidden_group = get(f"/api/v1/apps/{app_id}/aggregate", query_string={"group_by": "相談内容"})
+        hidden_measure = get(f"/api/v1/apps/{app_id}/aggregate", query_string={"measure": "count:相談内容"})
+        hidden_query = get(f"/api/v1/apps/{app_id}/aggregate",
+                           query_string={"query": f'相談内容 like "{SECRET}A"', "group_by": "センター"})
+        if sees_secret:
+            assert hidden_measure.status_code == 200 and hidden_query.status_code == 200
+        else:
+            assert hidden_group.status_code == 400 and "権限" in hidden_group.json["errors"]["group_by[0].field"][0]
+            assert hidden_measure.status_code == 400 and "権限" in hidden_measure.json["errors"]["measures[0].field"][0]
+            assert hidden_query.status_code == 400 and "権限" in hidden_query.json["errors"]["query"][0]
 
     if not sees_secret:
         assert not any(SECRET in b for b in bodies), "a hidden value leaked"

@@ -208,3 +208,48 @@ def open_cursor(body, app_id):
 @blp.response(200, CursorPage)
 def cursor_next(args, app_id):
     return record_service().cursor_next(args["id"], app_id)
+
+
+class DiffArgs(Schema):
+    from_ = ma.Integer(required=True, data_key="from", metadata={"description": "revision"})
+    to = ma.Integer(required=True, metadata={"description": "revision"})
+
+
+class RestoreIn(Schema):
+    revision = ma.Integer(required=True)
+
+
+class TrashArgs(Schema):
+    limit = ma.Integer(load_default=100, validate=lambda n: 1 <= n <= 500)
+    offset = ma.Integer(load_default=0, validate=lambda n: n >= 0)
+
+
+@blp.route("/<int:app_id>/records/<int:record_id>/diff")
+@blp.arguments(DiffArgs, location="query")
+@blp.response(200, Schema.from_dict({"from": ma.Integer(), "to": ma.Integer(), "diff": ma.Dict()}, name="DiffOut"))
+def record_diff(args, app_id, record_id):
+    """The difference between any two revisions (変更履歴)."""
+    return record_service().diff(app_id, record_id, args["from_"], args["to"])
+
+
+@blp.route("/<int:app_id>/records/<int:record_id>/restore", methods=["POST"])
+@blp.arguments(RestoreIn)
+@blp.response(200, IdRev)
+def restore_revision(body, app_id, record_id):
+    """Put an old revision back as a new revision (この版に戻す)."""
+    return record_service().restore(app_id, record_id, body["revision"])
+
+
+@blp.route("/<int:app_id>/trash")
+@blp.arguments(TrashArgs, location="query")
+@blp.response(200, Schema.from_dict({"records": ma.List(ma.Dict()), "totalCount": ma.Integer()}, name="TrashOut"))
+def trash(args, app_id):
+    """Deleted records (ごみ箱), for those who manage the app."""
+    return record_service().trash(app_id, args["limit"], args["offset"])
+
+
+@blp.route("/<int:app_id>/trash/<int:record_id>/restore", methods=["POST"])
+@blp.response(200, IdRev)
+def undelete(app_id, record_id):
+    """Bring a deleted record back under its own record number."""
+    return record_service().undelete(app_id, record_id)

@@ -118,3 +118,40 @@ def history_rows(conn: Connection, app_id: int, record_id: int):
     h = HISTORY
     stmt = (select(h).where(h.c.app_id == app_id, h.c.record_id == record_id).order_by(h.c.revision, h.c.id))
     return conn.execute(stmt).mappings().all()
+
+
+def deleted_records(conn: Connection, schema: AppSchema, limit: int, offset: int) -> dict:
+    """The latest deletion of each record that is still deleted, newest first."""
+    h, t = HISTORY, schema.table
+    latest = (select(h.c.record_id, func.max(h.c.id).label("hid"))
+              .where(h.c.app_id == schema.app_id).group_by(h.c.record_id).subquery())
+    gone = (select(h).join(latest, h.c.id == latest.c.hid)
+            .where(h.c.action == "delete", ~select(t.c.id).where(t.c.id == h.c.record_id).exists()))
+    total = conn.execute(select(func.count()).select_from(gone.subquery())).scalar_one()
+    rows = conn.execute(gone.order_by(h.c.id.desc()).limit(limit).offset(offset)).mappings().all()
+    return {"rows": rows, "total": total}
+
+
+def last_deletion(conn: Connection, schema: AppSchema, record_id: int):
+    h, t = HISTORY, schema.table
+    if conn.execute(select(t.c.id).where(t.c.id == record_id)).first() is not None:
+        return None
+    row = conn.execute(select(h).where(h.c.app_id == schema.app_id, h.c.record_id == record_id)
+                       .order_by(h.c.id.desc()).limit(1)).mappings().first()
+    return row if row is not None and row["action"] == "delete" else None
+
+
+def first_history(conn: Connection, schema: AppSchema, record_id: int):
+    """Who created the record and when (the users table gives the code for the history's user id)."""
+    from kumiki.model import User
+
+    h = HISTORY
+    row = conn.execute(select(h.c.at, User.code.label("user_code")).outerjoin(User, User.id == h.c.user_id)
+                       .where(h.c.app_id == schema.app_id, h.c.record_id == record_id)
+                       .order_by(h.c.id).limit(1)).mappings().first()
+    return row
+
+
+def insert_record_with_id(conn: Connection, schema: AppSchema, row: dict) -> None:
+    """Re-insert a record under its old number (restoring from the trash; numbers are never reused)."""
+    conn.execute(insert(schema.table), [row])
