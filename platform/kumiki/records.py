@@ -87,6 +87,7 @@ class _Prepared:
     columns: dict                # record-table column -> db value
     values: dict                 # code -> canonical value (the fields this write sets)
     subtables: dict              # subtable code -> list of (row_id | None, {column: db value}, canonical row)
+    formula_errors: dict | None = None   # CALC code -> why its formula failed (the write still happens)
 
 
 class RecordService:
@@ -485,7 +486,9 @@ class RecordService:
         for i, values in enumerate(records):
             prefix = path_prefix if path_prefix == "record" else f"{path_prefix}[{i}]"
             try:
-                prepared.append(self._prepare(schema, values, ctx, prefix, existing=None))
+                p = self._prepare(schema, values, ctx, prefix, existing=None)
+                self._calculate(schema, p, p.values, ctx)
+                prepared.append(p)
             except ValidationError as exc:
                 errors.extend(exc.details)
         if not errors:
@@ -517,7 +520,8 @@ class RecordService:
             raise ValidationError([Detail(path_prefix, "record.unique_race")]) from None
         self._grew(schema, len(ids))
         self._emit(RecordEvent(app_id, "create", ids, self.user_code, [1] * len(ids)))
-        return [{"id": rid, "revision": 1} for rid in ids]
+        return [{"id": rid, "revision": 1, **({"formulaErrors": p.formula_errors} if p.formula_errors else {})}
+                for rid, p in zip(ids, prepared)]
 
     def update(self, app_id: int, values: dict, *, record_id: int | None = None,
                update_key: dict | None = None, revision: int | None = None, upsert: bool = False) -> dict:
@@ -560,8 +564,9 @@ class RecordService:
                     key = item["updateKey"]
                     merged = {**values, key["field"]: key["value"]}
                     try:
-                        plans.append(("create", i, None, None, None,
-                                      self._prepare(schema, merged, ctx_create, rpath, existing=None)))
+                        created = self._prepare(schema, merged, ctx_create, rpath, existing=None)
+                        self._calculate(schema, created, created.values, ctx_create)
+                        plans.append(("create", i, None, None, None, created))
                     except ValidationError as exc:
                         errors.extend(exc.details)
                     continue
@@ -572,6 +577,7 @@ class RecordService:
                 raise Conflict("record.stale_revision", current=existing["$revision"], sent=sent)
             try:
                 p = self._prepare(schema, values, ctx_update, rpath, existing=existing)
+                self._calculate(schema, p, {**existing, **p.values}, ctx_update)
             except ValidationError as exc:
                 errors.extend(exc.details)
                 continue
@@ -614,7 +620,8 @@ class RecordService:
                 after = self._merge_snapshot(schema, existing, p)
                 diff = _diff(existing, after)
                 hist.append(self._history_row(app_id, rid, rev + 1, "update", after, diff, now))
-                results[idx] = {"id": rid, "revision": rev + 1}
+                results[idx] = {"id": rid, "revision": rev + 1,
+                                **({"formulaErrors": p.formula_errors} if p.formula_errors else {})}
                 updated.append((rid, rev + 1))
             store.insert_history(conn, hist)
             self._audit_write("record.create", app_id, created_ids)
@@ -968,6 +975,29 @@ class RecordService:
                     errors.append(Detail(f"{rpath}.value.{code}", "field.required"))
             out.append((row_id, cols, {"id": row_id, "value": canon}))
         return out
+
+    def _calculate(self, schema: AppSchema, p: _Prepared, record_values: dict, ctx: Context) -> None:
+        """Evaluate the CALC fields of a record being written (formula order, see kumiki.formula).
+
+        A formula that fails stores an empty value and never blocks the write or the other fields;
+        the reason is kept in ``p.formula_errors`` for the response."""
+        calc = schema.calc_fields
+        if not calc:
+            return
+        from kumiki.formula import evaluate_all
+        values, errors = evaluate_all(record_values, calc, schema.definition_fields, tz=self.timezone, now=ctx.now)
+        for code in calc:
+            f = schema.fields[code]
+            try:
+                canon = f.ftype.empty_value() if values.get(code) is None else f.ftype.normalise(f.props, values[code], ctx)
+            except FieldValueError as exc:
+                errors[code] = {"key": exc.key, "params": exc.params}
+                canon = f.ftype.empty_value()
+            p.values[code] = canon
+            p.columns[f.column] = f.ftype.to_db(f.props, canon)
+        if errors:
+            p.formula_errors = {code: i18n.translate(e["key"], self.locale, **e.get("params", {}))
+                                for code, e in errors.items()}
 
     def _check_unique(self, schema: AppSchema, prepared: list[_Prepared], ids: list[int | None],
                       path_prefix: str) -> list[Detail]:

@@ -37,6 +37,7 @@ class IdRev(Schema):
     id = ma.Integer()
     revision = ma.Integer()
     created = ma.Boolean()
+    formulaErrors = ma.Dict(metadata={"description": "CALC fields whose formula failed, and why (the write still happened)"})
 
 
 class CreatedOut(IdRev):

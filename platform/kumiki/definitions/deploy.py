@@ -39,10 +39,29 @@ def _validate(definition: dict) -> dict:
     from kumiki.access import validate_permissions
     from kumiki.definitions.validate import validate_definition
     normalised = validate_definition(definition)
-    errors = validate_permissions(normalised)
+    errors = validate_permissions(normalised) + _formula_errors(normalised)
     if errors:
         raise ValidationError(errors)
     return normalised
+
+
+def _formula_errors(definition: dict) -> list[Detail]:
+    """CALC formulas must parse, name real fields and not depend on each other in a cycle."""
+    from kumiki.formula import dependency_order
+
+    fields = {f["code"]: f for f in definition.get("fields", []) if isinstance(f, dict) and "code" in f}
+    formulas, paths = {}, {}
+    for i, fdef in enumerate(definition.get("fields", [])):
+        if fdef.get("type") == "CALC" and (fdef.get("formula") or "").strip():
+            formulas[fdef["code"]] = fdef["formula"]
+            paths[fdef["code"]] = f"fields[{i}]"
+    if not formulas:
+        return []
+    try:
+        dependency_order(formulas, fields, paths)
+    except ValidationError as exc:
+        return exc.details
+    return []
 
 
 def create_app(session: Session, definition: dict, user: User | None) -> App:

@@ -122,6 +122,16 @@ class AppSchema:
         return {f.code: f for f in self._data if not f.ftype.read_only}
 
     @cached_property
+    def calc_fields(self) -> dict[str, dict]:
+        """Top-level CALC fields with a formula, by code (evaluated on every write)."""
+        return {f.code: f.props for f in self._top_level if f.type == "CALC" and (f.props.get("formula") or "").strip()}
+
+    @cached_property
+    def definition_fields(self) -> dict[str, dict]:
+        """Every field's definition by code (what formulas need to know about the fields they read)."""
+        return {f.code: f.props for f in self.fields.values()}
+
+    @cached_property
     def required(self) -> list[FieldDef]:
         return [f for f in self.writable.values() if f.props.get("required")]
 
