@@ -35,8 +35,8 @@ def init_api(app: Flask) -> KumikiApi:
 
     common.install(app)
     api = KumikiApi(app)
-    from kumiki.api import apps, audit, auth, directory, files, jobs, plugins, records
-    for module in (auth, apps, records, files, jobs, plugins, directory, audit):
+    from kumiki.api import aggregate, apps, audit, auth, directory, files, jobs, plugins, records
+    for module in (auth, apps, records, files, jobs, plugins, directory, audit, aggregate):
         api.register_blueprint(module.blp, url_prefix=f"/api/v1{module.PREFIX}")
     app.extensions["kumiki_api"] = api
     return api
