@@ -308,8 +308,21 @@ def test_hook_app_actions(papp, api, app_id):
     assert [p["plugin"] for p in listing] == ["example"] and listing[0]["actions"] == actions
 
     assert api.post(f"/api/v1/apps/{app_id}/plugins/example/actions/nosuch", json={}).status_code == 404
+    # anyone who may use the app may start its actions (the job then acts with their rights) ...
     _user, token = make_user(papp, "clerk", is_admin=False)
-    resp = ApiClient(papp, token).post(f"/api/v1/apps/{app_id}/plugins/example/actions/count", json={})
+    clerk = ApiClient(papp, token)
+    resp = clerk.post(f"/api/v1/apps/{app_id}/plugins/example/actions/count", json={})
+    assert resp.status_code == 202
+    # ... but sees no plugin settings and cannot change them
+    assert clerk.get(f"/api/v1/apps/{app_id}/plugins/example").json["settings"] == {}
+    assert clerk.put(f"/api/v1/apps/{app_id}/plugins/example", json={"enabled": False}).status_code == 403
+    # and someone the app's rules leave out cannot start them at all
+    definition = api.get(f"/api/v1/apps/{app_id}").json["definition"]
+    definition["permissions"] = {"app": [{"entity": {"type": "USER", "code": "admin"}, "view": True}]}
+    definition.pop("layout", None)
+    assert api.put(f"/api/v1/apps/{app_id}/draft", json={"definition": definition}).status_code == 200
+    assert api.post(f"/api/v1/apps/{app_id}/deploy").status_code == 200
+    resp = clerk.post(f"/api/v1/apps/{app_id}/plugins/example/actions/count", json={})
     assert resp.status_code == 403
 
 

@@ -65,7 +65,7 @@ class VersionDetail(VersionOut):
     definition = fields.Dict()
 
 
-def _may(app_id: int, right: str) -> bool:
+def may_app(app_id: int, right: str) -> bool:
     """The acting user's app right; an app never deployed yet is its administrators' only."""
     user = actor()
     if user.is_admin:
@@ -76,9 +76,9 @@ def _may(app_id: int, right: str) -> bool:
         return False
 
 
-def _require(app_id: int, right: str) -> None:
+def require_app_right(app_id: int, right: str) -> None:
     lifecycle.get_app(db(), app_id)           # 404 for an app that does not exist
-    if not _may(app_id, right):
+    if not may_app(app_id, right):
         from kumiki.access import RIGHT_LABELS
         ja, en = RIGHT_LABELS[right]
         raise Forbidden("access.no_app_right", right=ja, right_en=en)
@@ -91,7 +91,7 @@ def _detail(app: App) -> dict:
     if app.deployed_version:
         definition = db().scalar(select(AppVersion.definition).where(
             AppVersion.app_id == app.id, AppVersion.version == app.deployed_version))
-    if definition is not None and not _may(app.id, "manage"):
+    if definition is not None and not may_app(app.id, "manage"):
         definition = {k: v for k, v in definition.items() if k != "permissions"}
     out["definition"] = definition
     return out
@@ -122,7 +122,7 @@ def list_apps(args):
     stmt = select(App).order_by(App.id)
     if args.get("code"):
         stmt = stmt.where(App.code == args["code"])
-    mine = [a for a in db().scalars(stmt) if _may(a.id, "view") or _may(a.id, "manage")]
+    mine = [a for a in db().scalars(stmt) if may_app(a.id, "view") or may_app(a.id, "manage")]
     return mine[args["offset"]:args["offset"] + args["limit"]]
 
 
@@ -130,15 +130,15 @@ def list_apps(args):
 @blp.response(200, AppDetail)
 def get(app_id):
     app = lifecycle.get_app(db(), app_id)
-    if not (_may(app_id, "view") or _may(app_id, "manage")):
-        _require(app_id, "view")
+    if not (may_app(app_id, "view") or may_app(app_id, "manage")):
+        require_app_right(app_id, "view")
     return _detail(app)
 
 
 @blp.route("/<int:app_id>/draft")
 @blp.response(200, DraftOut)
 def get_draft(app_id):
-    _require(app_id, "manage")
+    require_app_right(app_id, "manage")
     app = lifecycle.get_app(db(), app_id)
     return {"revision": app.draft_revision, "definition": app.draft}
 
@@ -147,7 +147,7 @@ def get_draft(app_id):
 @blp.arguments(DraftIn)
 @blp.response(200, DraftOut)
 def put_draft(body, app_id):
-    _require(app_id, "manage")
+    require_app_right(app_id, "manage")
     session = db()
     app = lifecycle.get_app(session, app_id, for_update=True)
     lifecycle.save_draft(session, app, body["definition"], body.get("revision"))
@@ -159,7 +159,7 @@ def put_draft(body, app_id):
 @blp.route("/<int:app_id>/deploy", methods=["POST"])
 @blp.response(200, VersionDetail)
 def deploy(app_id):
-    _require(app_id, "manage")
+    require_app_right(app_id, "manage")
     user = actor()
     session = db()
     app = lifecycle.get_app(session, app_id, for_update=True)
@@ -174,7 +174,7 @@ def deploy(app_id):
 @blp.route("/<int:app_id>/versions")
 @blp.response(200, VersionOut(many=True))
 def versions(app_id):
-    _require(app_id, "manage")
+    require_app_right(app_id, "manage")
     rows = db().scalars(select(AppVersion).where(AppVersion.app_id == app_id).order_by(AppVersion.version.desc()))
     return [_version_out(v, with_definition=False) for v in rows]
 
@@ -182,7 +182,7 @@ def versions(app_id):
 @blp.route("/<int:app_id>/versions/<int:version>")
 @blp.response(200, VersionDetail)
 def version_detail(app_id, version):
-    _require(app_id, "manage")
+    require_app_right(app_id, "manage")
     v = db().scalar(select(AppVersion).where(AppVersion.app_id == app_id, AppVersion.version == version))
     if v is None:
         raise NotFound("not_found")
@@ -231,7 +231,7 @@ class AppTokenCreated(AppTokenOut):
 @blp.route("/<int:app_id>/tokens")
 @blp.response(200, AppTokenOut(many=True))
 def list_app_tokens(app_id):
-    _require(app_id, "manage")
+    require_app_right(app_id, "manage")
     from kumiki.model import AppToken
     return db().scalars(select(AppToken).where(AppToken.app_id == app_id).order_by(AppToken.id)).all()
 
@@ -240,7 +240,7 @@ def list_app_tokens(app_id):
 @blp.arguments(AppTokenIn)
 @blp.response(201, AppTokenCreated)
 def create_app_token(body, app_id):
-    _require(app_id, "manage")
+    require_app_right(app_id, "manage")
     from kumiki.access import tokens
     session = db()
     token, secret = tokens.issue(session, app_id, body["name"], body["scopes"], actor().id)
@@ -252,7 +252,7 @@ def create_app_token(body, app_id):
 @blp.route("/<int:app_id>/tokens/<int:token_id>", methods=["DELETE"])
 @blp.response(204)
 def revoke_app_token(app_id, token_id):
-    _require(app_id, "manage")
+    require_app_right(app_id, "manage")
     from kumiki.access import tokens
     session = db()
     tokens.revoke(session, app_id, token_id)

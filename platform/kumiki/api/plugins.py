@@ -6,7 +6,7 @@ from marshmallow import Schema, fields
 from sqlalchemy import select
 
 from kumiki import jobs, plugins
-from kumiki.api.common import actor, db, require_admin
+from kumiki.api.common import actor, db
 from kumiki.api.jobs import JobOut
 from kumiki.errors import Conflict, NotFound
 from kumiki.extensions import state
@@ -97,26 +97,42 @@ def list_plugins():
 @blp.route("/apps/<int:app_id>/plugins")
 @blp.response(200, AppPluginOut(many=True))
 def list_app_plugins(app_id):
-    actor()
     _app(app_id)
+    _require_use(app_id)
     pm = _pm()
-    return [_state(app_id, name) for name in (pm.plugin_names() if pm is not None else [])]
+    return [_masked(app_id, _state(app_id, name)) for name in (pm.plugin_names() if pm is not None else [])]
 
 
 @blp.route("/apps/<int:app_id>/plugins/<name>")
 @blp.response(200, AppPluginOut)
 def get_app_plugin(app_id, name):
-    actor()
     _app(app_id)
-    return _state(app_id, _plugin(name))
+    _require_use(app_id)
+    return _masked(app_id, _state(app_id, _plugin(name)))
+
+
+def _require_use(app_id: int) -> None:
+    """Plugin switches are visible to those who may use the app; their settings to its managers."""
+    from kumiki.api.apps import may_app, require_app_right
+    if not (may_app(app_id, "view") or may_app(app_id, "manage")):
+        require_app_right(app_id, "view")
+
+
+def _masked(app_id: int, state: dict) -> dict:
+    from kumiki.api.apps import may_app
+    if may_app(app_id, "manage"):
+        return state
+    return {**state, "settings": {}}
 
 
 @blp.route("/apps/<int:app_id>/plugins/<name>", methods=["PUT"])
 @blp.arguments(AppPluginIn)
 @blp.response(200, AppPluginOut)
 def put_app_plugin(body, app_id, name):
-    require_admin()   # TODO(permissions issue): app administrators too
+    from kumiki.api.apps import require_app_right
+    from kumiki.api.audit import record_in_request
     _app(app_id)
+    require_app_right(app_id, "manage")
     _plugin(name)
     plugins.validate_settings(_pm().settings_schemas.get(name), body["settings"])
     session = db()
@@ -126,6 +142,7 @@ def put_app_plugin(body, app_id, name):
         session.add(row)
     row.enabled = body["enabled"]
     row.settings = body["settings"]
+    record_in_request("plugin.settings", app_id=app_id, detail={"plugin": name, "enabled": row.enabled})
     session.commit()
     return _state(app_id, name)
 
@@ -135,8 +152,11 @@ def put_app_plugin(body, app_id, name):
 @blp.response(202, JobOut)
 def run_action(body, app_id, name, action_id):
     """Start an app action's job (shown on the app's page); poll GET /api/v1/jobs/<id>."""
-    user = require_admin()   # TODO(permissions issue): users allowed by the app's permissions
+    # The job acts as this user through RecordService, which applies their rights to every record.
+    from kumiki.api.apps import require_app_right
+    user = actor()
     _app(app_id)
+    require_app_right(app_id, "view")
     _plugin(name)
     session = db()
     if plugins.plugin_settings(session, app_id, name) is None:
