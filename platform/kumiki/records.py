@@ -696,6 +696,16 @@ class RecordService:
                  "snapshot": self._mask(acc, r["snapshot"]), "diff": self._mask(acc, r["diff"])}
                 for r in rows]
 
+    def require_visible(self, app_id: int, record_id: int) -> None:
+        """404 unless the user may see this record (what comments and other record-bound data need)."""
+        schema = self.schema(app_id)
+        self._require(app_id, "view")
+        t = schema.table
+        if self.session.execute(select(t.c.id).where(
+                self._and(t.c.id == record_id, self._record_filter(schema, "view")))).first() is None:
+            self._audit_hidden(schema, record_id)
+            raise NotFound("record.not_found", record_id=record_id)
+
     def diff(self, app_id: int, record_id: int, rev_from: int, rev_to: int) -> dict:
         """What changed between two revisions of a record (fields hidden from the user left out)."""
         hist = {h["revision"]: h for h in self.history(app_id, record_id)}

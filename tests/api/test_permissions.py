@@ -79,6 +79,7 @@ READ_PATHS = {
     "POST /api/v1/apps/<int:app_id>/aggregate",
     "GET /api/v1/apps/<int:app_id>/records/<int:record_id>/diff",
     "GET /api/v1/apps/<int:app_id>/trash",
+    "GET /api/v1/apps/<int:app_id>/records/<int:record_id>/comments",
 }
 # GET routes that never return record data, with the reason.
 NOT_RECORD_DATA = {
@@ -163,6 +164,8 @@ def test_every_read_path_respects_the_rules(world, user):
     for name, rid in ids.items():
         one = get(f"{url}/{rid}")
         hist = get(f"{url}/{rid}/history")
+        comments = get(f"{url}/{rid}/comments")
+        assert comments.status_code == (200 if name in visible else 403 if user == "outsider" else 404)
         diff = get(f"{url}/{rid}/diff", query_string={"from": 1, "to": 2 if name == "R1" else 1})
         assert diff.status_code == (200 if name in visible else 403 if user == "outsider" else 404)
         if name in visible:

@@ -254,3 +254,37 @@ def trash(args, app_id):
 def undelete(app_id, record_id):
     """Bring a deleted record back under its own record number."""
     return record_service().undelete(app_id, record_id)
+
+
+class MentionIn(Schema):
+    code = ma.String(required=True)
+    type = ma.String(load_default="USER", metadata={"description": "USER, GROUP or ORGANIZATION"})
+
+
+class CommentIn(Schema):
+    text = ma.String(required=True)
+    mentions = ma.List(ma.Nested(MentionIn), load_default=list)
+    parent_id = ma.Integer(allow_none=True, load_default=None, metadata={"description": "reply to this comment"})
+
+
+@blp.route("/<int:app_id>/records/<int:record_id>/comments")
+@blp.response(200, description="the record's comments, oldest first, replies under their comment")
+def list_comments(app_id, record_id):
+    from kumiki import comments
+    return {"comments": comments.thread(record_service(), app_id, record_id)}
+
+
+@blp.route("/<int:app_id>/records/<int:record_id>/comments", methods=["POST"])
+@blp.arguments(CommentIn)
+@blp.response(201, description="the new comment")
+def add_comment(body, app_id, record_id):
+    from kumiki import comments
+    return comments.add(record_service(), app_id, record_id, body["text"], body["mentions"], body["parent_id"])
+
+
+@blp.route("/<int:app_id>/records/<int:record_id>/comments/<int:comment_id>", methods=["DELETE"])
+@blp.response(204)
+def delete_comment(app_id, record_id, comment_id):
+    from kumiki import comments
+    comments.delete(record_service(), app_id, record_id, comment_id)
+    return None

@@ -8,6 +8,7 @@ from kumiki.model.jobs import Job
 from kumiki.model.plugins import PluginSetting
 from kumiki.model import audit, directory, security  # noqa: F401,E402  (their tables)
 from kumiki.model.access import AppToken  # noqa: E402
+from kumiki.model.comments import Comment  # noqa: E402
 
 __all__ = ["Base", "User", "ApiToken", "App", "AppField", "AppVersion", "RecordHistory",
-           "StoredFile", "Job", "PluginSetting", "AppToken"]
+           "StoredFile", "Job", "PluginSetting", "AppToken", "Comment"]
