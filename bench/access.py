@@ -413,13 +413,8 @@ def run_backend(backend: str, args) -> dict:
     try:
         b.open()
         out["instance"] = str(b.instance)
-        if b.load_or_create_meta():
-            log(f"{backend}: reusing {b.instance} ({b.meta['records']:,} records); insert skipped")
-            out["insert"] = None
-        else:
-            log(f"{backend}: inserting {args.records:,} records in batches of {args.batch:,}")
-            ins = b.populate()
-            out["insert"] = {k: ins[k] for k in ("records", "overall_rate", "insert_s", "wall_s")}
+        ins = b.load_or_populate()
+        out["insert"] = ins and {k: ins[k] for k in ("records", "overall_rate", "insert_s", "wall_s")}
         ab = AccessBench(b)
         out["setup"] = ab.setup()
         if backend == "postgres":

@@ -220,6 +220,14 @@ class Bench:
         meta_path.write_text(json.dumps(self.meta, ensure_ascii=False))
         return False
 
+    def load_or_populate(self) -> dict | None:
+        """Reuse a populated instance (None) or insert the records (the insert figures)."""
+        if self.load_or_create_meta():
+            log(f"{self.backend}: reusing {self.instance} ({self.meta['records']:,} records); insert skipped")
+            return None
+        log(f"{self.backend}: inserting {self.args.records:,} records in batches of {self.args.batch:,}")
+        return self.populate()
+
     def populate(self) -> dict:
         import json
 
@@ -407,13 +415,7 @@ def run_backend(backend: str, args) -> dict:
     try:
         b.open()
         out["instance"] = str(b.instance)
-        populated = b.load_or_create_meta()
-        if populated:
-            log(f"{backend}: reusing {b.instance} ({b.meta['records']:,} records); insert skipped")
-            out["insert"] = None
-        else:
-            log(f"{backend}: inserting {args.records:,} records in batches of {args.batch:,}")
-            out["insert"] = b.populate()
+        out["insert"] = b.load_or_populate()
         if backend == "postgres":
             log("ANALYZE")
             b.analyze()

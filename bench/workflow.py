@@ -39,11 +39,7 @@ def run_backend(backend: str, args) -> dict:
     out: dict = {"backend": backend, "cases": {}}
     try:
         b.open()
-        if b.load_or_create_meta():
-            log(f"{backend}: reusing {b.instance} ({b.meta['records']:,} records); insert skipped")
-        else:
-            log(f"{backend}: inserting {args.records:,} records")
-            b.populate()
+        b.load_or_populate()
         if backend == "postgres":
             b.analyze()
         app_id = b.meta["app_id"]

@@ -117,6 +117,7 @@ class RecordService:
         self.secret_key = secret_key
         self.bulk_limit = bulk_limit
         self._user_names: dict[str, str | None] = {}
+        self._directory_cache: dict[tuple[str, str], bool] = {}
 
     # ------------------------------------------------------------------ context
     @property
@@ -258,11 +259,11 @@ class RecordService:
 
     def _directory_has(self, kind: str, code: str) -> bool:
         key = (kind, code)
-        cache = self.__dict__.setdefault("_directory_cache", {})
-        if key not in cache:
+        if key not in self._directory_cache:
             from kumiki import directory
-            cache[key] = (directory.org_exists if kind == "org" else directory.group_exists)(self.session, code)
-        return cache[key]
+            lookup = directory.org_exists if kind == "org" else directory.group_exists
+            self._directory_cache[key] = lookup(self.session, code)
+        return self._directory_cache[key]
 
     def _prefetch_input_users(self, schema: AppSchema, records: Sequence) -> None:
         """Check every user a bulk write names with one query (not one query per user)."""

@@ -6,7 +6,6 @@ tables non-destructively (see :mod:`kumiki.storage.ddl`), all in the caller's tr
 from __future__ import annotations
 
 import copy
-from datetime import datetime
 
 from sqlalchemy import MetaData, Table, select, update
 from sqlalchemy.orm import Session
@@ -279,7 +278,7 @@ def _retype(conn, app_id: int, version: int, reg: AppField, fdef: dict, path: st
     old_fdef = {"code": reg.code, "type": reg.type}
     t = Table(reg.table_name, md,
               *_columns(("id", None), (reg.column_name, old_type.column_type(old_fdef)), (new_column, new_col_type)))
-    ctx = Context(now=datetime.utcnow(), timezone=timezone, is_create=False)
+    ctx = Context(now=utcnow(), timezone=timezone, is_create=False)
     rows = conn.execute(select(t.c.id, t.c[reg.column_name]).where(t.c[reg.column_name].is_not(None))).all()
     converted = 0
     for rid, raw in rows:
